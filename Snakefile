@@ -1,0 +1,27 @@
+# kdwsd: knowledge distillation from weakly-supervised detection (Liu et al., ACM MM 2018).
+# `snakemake --cores all` builds everything for config/config.yaml; see README.md. This file only wires.
+from snakemake.utils import min_version
+
+min_version("8.8")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/proposals.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/cache.smk"
+include: "workflow/rules/student.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,196 @@
+"""Torch datasets and samplers: warped, mirrored, multi-scale images with their RoIs and cached targets.
+
+Preprocessing follows the authors' data layer: the image is warped (aspect ratio not kept) to a square
+side ``size``, mirrored with p = 0.5, and its proposals follow it (``int(x · f)`` then the flip
+``x1' = W - 1 - x2``). Multi-scale training draws one side per mini-batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from kdwsd.boxes import flip_boxes, warp_boxes
+from kdwsd.data.prepared import Split
+
+if TYPE_CHECKING:
+    from kdwsd.distill.cache import TeacherCache
+    from kdwsd.proposals.store import ProposalStore
+
+__all__ = ["MultiLabelImages", "ScaleBatchSampler", "collate", "load_image", "normalise"]
+
+# Caffe VGG16 (the authors' data layer): BGR, 0-255, mean subtracted, no std.
+CAFFE_MEAN_BGR = np.array([103.52, 116.28, 123.675], dtype=np.float32)
+# torchvision ImageNet weights: RGB in [0, 1], mean/std normalised.
+TV_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+TV_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+Key = tuple[int, int, bool]  # (image index, square side, mirrored)
+
+
+def load_image(path: Any) -> np.ndarray:
+    """Read an image as uint8[H, W, 3] BGR, with an error naming the file when it cannot be read."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image file {path} (missing or not an image)")
+    return image
+
+
+def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
+    """uint8[H, W, 3] BGR -> float32[3, H, W] network input.
+
+    ``caffe``: BGR minus the Caffe mean (the paper); ``torchvision``: RGB / 255 with ImageNet mean/std
+    (required by torchvision's pretrained weights).
+    """
+    x = image_bgr.astype(np.float32)
+    if mode == "caffe":
+        x = x - CAFFE_MEAN_BGR
+    elif mode == "torchvision":
+        x = (x[..., ::-1] / 255.0 - TV_MEAN_RGB) / TV_STD_RGB
+    else:
+        raise ValueError(f"unknown input normalisation '{mode}' (expected 'caffe' or 'torchvision')")
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+class MultiLabelImages(Dataset):
+    """Items are addressed by a key ``(index, size, flip)`` produced by :class:`ScaleBatchSampler`.
+
+    Args:
+        split: the prepared split; only ``paths``, ``sizes`` and ``labels`` are read (never boxes).
+        norm: input normalisation (``caffe`` | ``torchvision``).
+        proposals: when given, each item carries its top ``max_rois`` proposals in the warped frame.
+        cache: when given, each item carries the teacher's cached soft targets, RoIs (cache frame) and
+            fc7 features for its orientation; the item ``size`` must equal ``cache.frame_size``.
+        cache_rois: how many of the cached RoIs to return (None = all cached).
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        norm: str,
+        proposals: ProposalStore | None = None,
+        max_rois: int | None = None,
+        cache: TeacherCache | None = None,
+        cache_rois: int | None = None,
+        with_features: bool = True,
+    ) -> None:
+        self.paths = split.paths
+        self.image_ids = split.image_ids
+        self.sizes = split.sizes
+        self.labels = split.labels
+        self.norm = norm
+        self.proposals = proposals
+        self.max_rois = max_rois
+        self.cache = cache
+        self.cache_rois = cache_rois
+        self.with_features = with_features
+        if proposals is not None:
+            missing = [int(i) for i in self.image_ids if int(i) not in proposals]
+            if missing:
+                raise KeyError(f"{len(missing)} images have no proposals (first: image id {missing[0]})")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        index, size, flip = key
+        image = cv2.resize(load_image(self.paths[index]), (size, size), interpolation=cv2.INTER_LINEAR)
+        if flip:
+            image = image[:, ::-1]
+        item: dict[str, Any] = {
+            "index": index,
+            "image": torch.from_numpy(normalise(image, self.norm)),
+            "labels": torch.from_numpy(self.labels[index].astype(np.float32)),
+        }
+        image_id = int(self.image_ids[index])
+        if self.proposals is not None:
+            boxes, scores = self.proposals.get(image_id)
+            if self.max_rois is not None:
+                boxes, scores = boxes[: self.max_rois], scores[: self.max_rois]
+            boxes = warp_boxes(boxes, tuple(self.sizes[index]), size)
+            if flip:
+                boxes = flip_boxes(boxes, size)
+            item["boxes"] = torch.from_numpy(boxes)
+            item["box_scores"] = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+        if self.cache is not None:
+            if size != self.cache.frame_size:
+                raise ValueError(f"cached RoIs are in a {self.cache.frame_size}px frame, item asks {size}px")
+            entry = self.cache.get(image_id, orientation=int(flip), top=self.cache_rois,
+                                   with_features=self.with_features)  # fmt: skip
+            item["soft_targets"] = torch.from_numpy(entry["soft_targets"])
+            item["boxes"] = torch.from_numpy(entry["rois"])
+            item["box_scores"] = torch.from_numpy(entry["roi_box_scores"])
+            if self.with_features:
+                item["teacher_fc7"] = torch.from_numpy(entry["features"])
+        return item
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack a batch; per-image RoI arrays are padded to the longest with a boolean ``mask`` [B, R]."""
+    out: dict[str, torch.Tensor] = {
+        "index": torch.tensor([it["index"] for it in items]),
+        "image": torch.stack([it["image"] for it in items]),
+        "labels": torch.stack([it["labels"] for it in items]),
+    }
+    if "soft_targets" in items[0]:
+        out["soft_targets"] = torch.stack([it["soft_targets"] for it in items])
+    if "boxes" in items[0]:
+        r = max(1, max(len(it["boxes"]) for it in items))
+        b = len(items)
+        out["boxes"] = torch.zeros(b, r, 4)
+        out["box_scores"] = torch.zeros(b, r)
+        out["mask"] = torch.zeros(b, r, dtype=torch.bool)
+        if "teacher_fc7" in items[0]:
+            out["teacher_fc7"] = torch.zeros(b, r, items[0]["teacher_fc7"].shape[1])
+        for i, it in enumerate(items):
+            n = len(it["boxes"])
+            out["boxes"][i, :n] = it["boxes"]
+            out["box_scores"][i, :n] = it["box_scores"]
+            out["mask"][i, :n] = True
+            if "teacher_fc7" in it:
+                out["teacher_fc7"][i, :n] = it["teacher_fc7"].float()
+    return out
+
+
+class ScaleBatchSampler(Sampler[list[Key]]):
+    """Yields mini-batches of ``(index, size, flip)`` keys: one side per batch, a coin flip per image.
+
+    Deterministic given ``(seed, epoch)`` so an interrupted run resumes with the same data order.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        sizes: Sequence[int],
+        flip: bool,
+        seed: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+    ) -> None:
+        self.n, self.batch_size, self.sizes = num_items, batch_size, list(sizes)
+        self.flip, self.seed, self.shuffle, self.drop_last = flip, seed, shuffle, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.batch_size)
+        return full + (0 if self.drop_last or rest == 0 else 1)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        flips = rng.random(self.n) < 0.5 if self.flip else np.zeros(self.n, bool)
+        for start in range(0, self.n, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            if self.drop_last and len(idx) < self.batch_size:
+                break
+            size = int(self.sizes[rng.integers(len(self.sizes))])
+            yield [(int(i), size, bool(flips[i])) for i in idx]

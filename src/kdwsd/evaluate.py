@@ -1,0 +1,113 @@
+"""Stage: score a model on the evaluation split and write its metrics and per-class table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from kdwsd.data.dataset import MultiLabelImages, collate
+from kdwsd.data.prepared import Split, load_split
+from kdwsd.metrics import corloc, multilabel_metrics, per_class_table
+from kdwsd.train.loop import pick_device
+from kdwsd.train.student import load_student, student_input
+
+__all__ = ["evaluate_scores", "evaluate_teacher", "predict_student", "write_evaluation"]
+
+
+@torch.no_grad()
+def predict_student(
+    model_path: Path | str, split: Split, norm: str, frame_size: int, size: int, device: str = "auto",
+    batch_size: int = 32,
+) -> np.ndarray:  # fmt: skip
+    """float32[N, C] sigmoid scores of a student on a split (no flip), computed in fp32."""
+    dev = pick_device(device)
+    model = load_student(model_path).to(dev)
+    dataset = MultiLabelImages(split, norm)
+    keys = [[(i, frame_size, False) for i in range(s, min(s + batch_size, len(split)))]
+            for s in range(0, len(split), batch_size)]  # fmt: skip
+    scores = np.zeros((len(split), len(split.classes)), np.float32)
+    for batch in tqdm(DataLoader(dataset, batch_sampler=keys, collate_fn=collate), desc="predict"):
+        z = model(student_input(batch["image"].to(dev), size))
+        scores[batch["index"].numpy()] = torch.sigmoid(z.float()).cpu().numpy()
+    return scores
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+def evaluate_scores(
+    scores: np.ndarray, split: Split, train_labels: np.ndarray, cfg: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Metrics dictionary and per-class table (``index, name, n_train, n_test, AP, P, R, F1``)."""
+    metrics = multilabel_metrics(scores, split.labels, cfg["threshold"], cfg["top_k"], cfg["top_k_mode"])
+    table = per_class_table(scores, split.labels, cfg["threshold"]).reset_index()
+    table.insert(1, "name", split.classes)
+    table.insert(2, "n_train", train_labels.sum(0).astype(int))
+    table.insert(3, "n_test", split.labels.sum(0).astype(int))
+    metrics["split"] = split.name
+    metrics["classes"] = split.classes
+    return metrics, table
+
+
+def write_evaluation(
+    metrics: dict[str, Any], table: pd.DataFrame, scores: np.ndarray, out_metrics: Path | str,
+    out_table: Path | str, out_scores: Path | str,
+) -> None:  # fmt: skip
+    """Write the three evaluation outputs (JSON with NaN as null, CSV, npy) atomically."""
+    for path in (out_metrics, out_table, out_scores):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(out_metrics) + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(metrics), indent=2))
+    os.replace(tmp, out_metrics)
+    table.to_csv(out_table, index=False, float_format="%.6f")
+    np.save(out_scores, scores.astype(np.float32))
+
+
+def _gt_boxes(split: Split) -> list[list[tuple[int, list[float]]]]:
+    return [[(k, box.tolist()) for k, box in boxes] for boxes in split.gt_boxes]
+
+
+def evaluate_teacher(
+    outputs: Path | str, cache_dir: Path | str, data_dir: Path | str, split_name: str, cfg: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
+    """Teacher metrics from its cached evaluation outputs, plus CorLoc where boxes exist.
+
+    ``CorLoc`` is the standard WSOD number on the training set (the detector's own images, image labels
+    known); ``CorLoc_<split>`` is the same on the evaluation split.
+    """
+    from kdwsd.distill.cache import TeacherCache
+
+    split = load_split(data_dir, split_name)
+    train = load_split(data_dir, "train")
+    with np.load(outputs, allow_pickle=False) as f:
+        if not np.array_equal(f["image_ids"], split.image_ids):
+            raise ValueError(f"{outputs}: image ids do not match split '{split_name}' of {data_dir}")
+        scores, class_boxes = f["scores"], f["class_boxes"]
+    metrics, table = evaluate_scores(scores, split, train.labels, cfg)
+    iou = cfg["corloc_iou"]
+    if train.has_boxes:
+        train_boxes = TeacherCache(cache_dir).class_boxes(train.image_ids)
+        res = corloc(train_boxes, train.labels, _gt_boxes(train), iou)
+        metrics.update({"CorLoc": res["CorLoc"], "CorLoc_per_class": res["CorLoc_per_class"]})
+    if split.has_boxes:
+        res = corloc(class_boxes, split.labels, _gt_boxes(split), iou)
+        metrics[f"CorLoc_{split_name}"] = res["CorLoc"]
+    return metrics, table, scores

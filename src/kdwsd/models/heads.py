@@ -1,0 +1,86 @@
+"""The fc6/fc7 head on RoI-pooled features, shared by the teacher (WSDDN) and the student."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops import roi_align, roi_pool
+
+from kdwsd.boxes import rois_with_batch_index
+
+__all__ = ["RoIHead", "xavier_linear"]
+
+
+def xavier_linear(cin: int, cout: int) -> nn.Linear:
+    """A linear layer with Caffe's ``xavier`` weight filler and zero bias (the authors' fc8 init)."""
+    layer = nn.Linear(cin, cout)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class RoIHead(nn.Module):
+    """RoI pooling → ×(box-score factor) → fc6 → ReLU → Dropout → fc7 → ReLU → Dropout.
+
+    Args:
+        in_channels: channels of the conv map.
+        roi_size: pooled output side (7, as Fast R-CNN / the paper).
+        hidden: fc6 / fc7 width (4096 for VGG16).
+        dropout: dropout probability after fc6 and fc7.
+        spatial_scale: conv-map scale relative to the input frame (1/16).
+        box_score_scale, box_score_bias: each pooled map is multiplied by ``scale * s + bias`` where ``s``
+            is the proposal score (paper HEAD prototxts: (1, 0); original WSDDN and the authors' earlier
+            prototxt: (10, 1)).
+        op: ``roi_pool`` (the paper's legacy max pooling) or ``roi_align``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        roi_size: int = 7,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+        spatial_scale: float = 1 / 16,
+        box_score_scale: float = 1.0,
+        box_score_bias: float = 0.0,
+        op: str = "roi_pool",
+    ) -> None:
+        super().__init__()
+        if op not in ("roi_pool", "roi_align"):
+            raise ValueError(f"unknown RoI op '{op}'")
+        self.roi_size, self.spatial_scale, self.op = roi_size, spatial_scale, op
+        self.box_score_scale, self.box_score_bias = box_score_scale, box_score_bias
+        self.fc6 = nn.Linear(in_channels * roi_size * roi_size, hidden)
+        self.fc7 = nn.Linear(hidden, hidden)
+        self.drop = nn.Dropout(dropout)
+        self.out_features = hidden
+
+    def pool(self, fmap: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """fmap float[B, Ch, h, w], rois float[M, 5] (batch index, x1, y1, x2, y2) -> [M, Ch, k, k]."""
+        k = (self.roi_size, self.roi_size)
+        rois = rois.to(fmap.dtype)
+        if self.op == "roi_pool":
+            return roi_pool(fmap, rois, k, self.spatial_scale)
+        return roi_align(fmap, rois, k, self.spatial_scale, sampling_ratio=2, aligned=False)
+
+    def mlp(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled float[M, Ch, k, k] -> fc7 float[M, hidden] (post-ReLU, post-dropout)."""
+        x = self.drop(torch.relu(self.fc6(pooled.flatten(1))))
+        return self.drop(torch.relu(self.fc7(x)))
+
+    def forward(
+        self, fmap: torch.Tensor, boxes: torch.Tensor, box_scores: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pool and embed the valid RoIs.
+
+        Args:
+            fmap: float[B, Ch, h, w]; boxes: float[B, R, 4] in the input frame; box_scores: float[B, R];
+                mask: bool[B, R].
+        Returns:
+            fc7 float[M, hidden] for the M valid RoIs, and their flat indices long[M] into ``B * R``.
+        """
+        rois, flat = rois_with_batch_index(boxes, mask)
+        pooled = self.pool(fmap, rois)
+        factor = self.box_score_scale * box_scores.reshape(-1)[flat] + self.box_score_bias
+        pooled = pooled * factor.to(pooled.dtype)[:, None, None, None]
+        return self.mlp(pooled), flat

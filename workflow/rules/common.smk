@@ -1,0 +1,84 @@
+# Target lists and paths computed from the config. No ML logic here.
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RUN = f"results/{config['run']}"
+DATA = f"{RUN}/data"
+EVAL = config["eval_split"]
+SEEDS = config["student"]["seeds"]
+EXPERIMENTS = config["student"]["experiments"]
+NEEDS_STAGE1 = ("kd_feature", "kd_full")
+SRC = Path(workflow.basedir) / "src" / "kdwsd"
+
+
+wildcard_constraints:
+    split="[a-z0-9]+",
+    shard="[0-9]+",
+    model="(baseline|kd_feature|kd_prediction|kd_full)(_seed[0-9]+)?",
+    seed="[0-9]+",
+
+
+def lib(*modules):
+    """Library source files a rule depends on: editing one reruns the rule (mtime/checksum trigger)."""
+    files = []
+    for m in modules:
+        p = SRC / m
+        files += sorted(str(f) for f in p.rglob("*.py")) if p.is_dir() else [str(p) + ".py"]
+    return files
+
+
+def dataset_splits():
+    if config["dataset"]["name"] == "synthetic":
+        return list(config["dataset"]["splits"])
+    return ["train", "test"]
+
+
+def dataset_files():
+    return [f"{DATA}/{s}.json" for s in dataset_splits()] + [f"{DATA}/classes.tsv", f"{DATA}/dataset.json"]
+
+
+def proposal_splits():
+    return sorted({"train", EVAL})
+
+
+def proposal_shards(split):
+    n = config["proposals"]["num_shards"]
+    return [f"{RUN}/proposals/{split}/shard-{k}.npz" for k in range(n)]
+
+
+def model_name(experiment, seed):
+    """The first seed keeps the plain experiment name; further seeds get a suffix."""
+    return experiment if seed == SEEDS[0] else f"{experiment}_seed{seed}"
+
+
+def parse_model(name):
+    """'kd_full_seed2' -> ('kd_full', 2); 'kd_full' -> ('kd_full', first seed)."""
+    experiment, _, seed = name.partition("_seed")
+    return experiment, int(seed) if seed else SEEDS[0]
+
+
+def student_models():
+    return [model_name(e, s) for e in EXPERIMENTS for s in SEEDS]
+
+
+def stage1_input(wildcards):
+    experiment, seed = parse_model(wildcards.model)
+    return [f"{RUN}/models/student_stage1_seed{seed}.pt"] if experiment in NEEDS_STAGE1 else []
+
+
+def cache_input(wildcards):
+    experiment, _ = parse_model(wildcards.model)
+    return [f"{RUN}/cache/train"] if experiment in ("kd_prediction", "kd_full") else []
+
+
+def final_targets():
+    models = ["teacher", *student_models()]
+    targets = [f"{RUN}/metrics/{m}.json" for m in models] + [f"{RUN}/per_class/{m}.csv" for m in models]
+    targets += [f"{RUN}/proposals/qc.csv", f"{RUN}/efficiency.json", f"{RUN}/summary.md"]
+    if "baseline" in EXPERIMENTS and "kd_full" in EXPERIMENTS:
+        targets += [f"{RUN}/plots/per_class_improvement.png", f"{RUN}/plots/examples.png"]
+    return targets

@@ -1,0 +1,39 @@
+# Stage 2: EdgeBoxes proposals, one Snakemake job per shard (a cluster spreads them), plus a QC table.
+
+
+rule proposals:
+    input:
+        data=dataset_files(),
+        code=lib("proposals"),
+    output:
+        shard=f"{RUN}/proposals/{{split}}/shard-{{shard}}.npz",
+        timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}.json",
+    params:
+        data_dir=DATA,
+        cfg=config["proposals"],
+    threads: config["proposals"]["processes"]
+    conda:
+        "../../envs/kdwsd.yaml"
+    log:
+        f"{RUN}/logs/proposals/{{split}}-{{shard}}.log",
+    script:
+        "../../scripts/proposals.py"
+
+
+rule proposals_qc:
+    input:
+        data=dataset_files(),
+        shards=[s for split in proposal_splits() for s in proposal_shards(split)],
+        code=lib("proposals"),
+    output:
+        report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
+    params:
+        data_dir=DATA,
+        splits=proposal_splits(),
+        max_boxes=config["proposals"]["max_boxes"],
+    conda:
+        "../../envs/kdwsd.yaml"
+    log:
+        f"{RUN}/logs/proposals_qc.log",
+    script:
+        "../../scripts/proposals_qc.py"
