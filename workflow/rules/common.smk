@@ -41,6 +41,14 @@ def dataset_files():
     return [f"{DATA}/{s}.json" for s in dataset_splits()] + [f"{DATA}/classes.tsv", f"{DATA}/dataset.json"]
 
 
+def archive_spec(filename):
+    """The dataset.archives entry whose file name is ``filename``."""
+    for spec in config["dataset"].get("archives", {}).values():
+        if (spec.get("filename") or spec["url"].rsplit("/", 1)[-1]) == filename:
+            return spec
+    raise ValueError(f"no dataset.archives entry for file {filename}")
+
+
 def proposal_splits():
     return sorted({"train", EVAL})
 

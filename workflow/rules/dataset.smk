@@ -18,3 +18,47 @@ if config["dataset"]["name"] == "synthetic":
             f"{RUN}/logs/synthetic_dataset.log",
         script:
             "../../scripts/synthetic_dataset.py"
+
+else:
+    # Real datasets: one download job per archive (skipped with dataset.use_existing), then preparation.
+    ARCHIVES = {} if config["dataset"].get("use_existing") else config["dataset"].get("archives", {})
+    DATA_ROOT = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
+
+    def archive_file(key):
+        spec = ARCHIVES[key]
+        return f"{DATA_ROOT}/archives/{spec.get('filename') or spec['url'].rsplit('/', 1)[-1]}"
+
+    rule download_archive:
+        output:
+            f"{DATA_ROOT}/archives/{{filename}}",
+        params:
+            url=lambda w: archive_spec(w.filename).get("url"),
+            sha256=lambda w: archive_spec(w.filename).get("sha256"),
+            size=lambda w: archive_spec(w.filename).get("size"),
+            md5=lambda w: archive_spec(w.filename).get("md5"),
+            mirrors=lambda w: archive_spec(w.filename).get("mirrors") or [],
+        retries: 2
+        resources:
+            downloads=1,
+        conda:
+            "../../envs/kdwsd.yaml"
+        log:
+            f"{DATA_ROOT}/logs/download_{{filename}}.log",
+        script:
+            "../../scripts/download.py"
+
+    rule prepare_dataset:
+        input:
+            archives=[archive_file(k) for k in ARCHIVES],
+            code=lib("data"),
+        output:
+            files=dataset_files(),
+            report=f"{DATA}/report.json",
+        params:
+            dataset=config["dataset"],
+        conda:
+            "../../envs/kdwsd.yaml"
+        log:
+            f"{RUN}/logs/prepare_dataset.log",
+        script:
+            "../../scripts/prepare_dataset.py"

@@ -19,8 +19,8 @@ class StudentClassifier(nn.Module):
     """Backbone → pool5 → fc6 → fc7 → fc8 (K logits); plus ``roi_features`` for stage-1 KD.
 
     pool5 is an adaptive max pooling of the stride-16 map to ``roi_size²``: for VGG16 at 224 (14×14 →
-    7×7) this is exactly VGG's 2×2 pool5, and it equals RoI-pooling the whole-image box, so fc6/fc7 learned
-    on RoIs in stage 1 carry over to whole images in stage 2 (as in the authors' prototxts).
+    7×7) this is exactly VGG's 2×2 pool5, and it equals RoI-pooling a box spanning the whole conv map, so
+    fc6/fc7 learned on RoIs in stage 1 carry over to whole images in stage 2 (as in the authors' prototxts).
 
     ``tau`` float[K] is the learnable per-class inverse temperature of the student's soft output
     σ(z ⊙ τ), initialised at 0.2 (the authors' "T = 5").
