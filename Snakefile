@@ -1,11 +1,15 @@
 # kdwsd: knowledge distillation from weakly-supervised detection (Liu et al., ACM MM 2018).
 # `snakemake --cores all` builds everything for config/config.yaml; see README.md. This file only wires.
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.8")
 
 
-configfile: "config/config.yaml"
+# The embedded default, found next to this file even when run with --directory elsewhere; a --configfile
+# given on the command line is merged over it.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

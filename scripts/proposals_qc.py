@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from kdwsd.data.prepared import load_split
@@ -19,8 +20,8 @@ for split_name in p.splits:
     images_per_s = sum(t["images"] for t in timings) / sum(t["seconds"] * t["processes"] for t in timings)
     split = load_split(p.data_dir, split_name)
     store = ProposalStore(shards)
-    proposals = [store.get(int(i)) for i in split.image_ids]
-    gt = [[box for _, box in boxes] for boxes in split.gt_boxes] if split.has_boxes else None
-    rows.append(qc_row(split_name, proposals, gt, images_per_s))
+    boxes = [store.get(int(i))[0] for i in split.image_ids]
+    gt = [np.array([b for _, b in boxes_i]).reshape(-1, 4) for boxes_i in split.gt_boxes] if split.has_boxes else None
+    rows.append(qc_row(split_name, boxes, images_per_s, gt))
     log.info("proposals qc: %s", rows[-1])
 pd.DataFrame(rows).to_csv(snakemake.output[0], index=False)

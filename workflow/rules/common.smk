@@ -18,6 +18,7 @@ SRC = Path(workflow.basedir) / "src" / "kdwsd"
 wildcard_constraints:
     split="[a-z0-9]+",
     shard="[0-9]+",
+    nshards="[0-9]+",
     model="(baseline|kd_feature|kd_prediction|kd_full)(_seed[0-9]+)?",
     seed="[0-9]+",
 
@@ -55,7 +56,7 @@ def proposal_splits():
 
 def proposal_shards(split):
     n = config["proposals"]["num_shards"]
-    return [f"{RUN}/proposals/{split}/shard-{k}.npz" for k in range(n)]
+    return [f"{RUN}/proposals/{split}/shard-{k}-of-{n}.npz" for k in range(n)]
 
 
 def model_name(experiment, seed):

@@ -6,8 +6,8 @@ rule proposals:
         data=dataset_files(),
         code=lib("proposals"),
     output:
-        shard=f"{RUN}/proposals/{{split}}/shard-{{shard}}.npz",
-        timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}.json",
+        shard=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
+        timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         data_dir=DATA,
         cfg=config["proposals"],
@@ -15,7 +15,7 @@ rule proposals:
     conda:
         "../../envs/kdwsd.yaml"
     log:
-        f"{RUN}/logs/proposals/{{split}}-{{shard}}.log",
+        f"{RUN}/logs/proposals/{{split}}-{{shard}}-of-{{nshards}}.log",
     script:
         "../../scripts/proposals.py"
 

@@ -41,6 +41,12 @@ CLASS_NAMES: tuple[str, ...] = (
 )
 # Scene types: each favours a group of classes (co-occurrence structure).
 SCENES: tuple[tuple[int, ...], ...] = ((0, 5, 7), (1, 4, 6, 9), (2, 3, 8))
+# Hue (OpenCV 0-180) shared by pairs of classes: colour narrows an object down to two classes, shape (which
+# needs resolution) decides. Distractors use the same hues, so colour alone does not say "object".
+PAIR_HUES: tuple[int, ...] = (0, 110, 25, 145, 110, 60, 0, 145, 25, 60)
+# Fine surface pattern of each class (0 = stripes, 1 = checker), different within every hue pair: with a
+# period of a few pixels it is visible at the teacher's resolution and blurred away at the student's.
+CLASS_PATTERN: tuple[int, ...] = (0, 0, 0, 0, 1, 0, 1, 1, 1, 1)
 # Classes that tend to be small (like fork / bottle in COCO): their sizes are drawn from a smaller range.
 SMALL_CLASSES: frozenset[int] = frozenset({3, 4, 8})
 
@@ -62,12 +68,17 @@ class SyntheticConfig:
     frequency_decay: float = 0.6
     max_distractors: int = 3
     clutter_lines: int = 12
+    colour_cue: float = 0.9  # probability that an object is painted in its class pair's hue
+    pattern_cue: float = 0.9  # probability that an object carries its class's fine pattern
+    pattern_period: tuple[float, float] = (3.0, 5.0)  # pixels, at the image's native resolution
     jpeg_quality: int = 92
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyntheticConfig:
         kw = dict(d)
         kw.pop("name", None)
+        if "pattern_period" in kw:
+            kw["pattern_period"] = tuple(float(v) for v in kw["pattern_period"])
         if "splits" in kw:
             kw["splits"] = tuple((str(k), int(v)) for k, v in dict(kw["splits"]).items())
         return cls(**kw)
@@ -156,14 +167,29 @@ def _distractor_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- paint
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(90, 256), rng.integers(90, 256)]]])
+def _random_colour(rng: np.random.Generator, hue: int | None = None) -> np.ndarray:
+    h = int(rng.integers(0, 180)) if hue is None else (hue + int(rng.integers(-6, 7))) % 180
+    hsv = np.uint8([[[h, rng.integers(120, 256), rng.integers(110, 256)]]])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """float32[H, W, 3] fill pattern: solid, stripes, checker or noise, in two random colours."""
-    c1, c2 = _random_colour(rng), _random_colour(rng)
+def _texture(
+    rng: np.random.Generator, h: int, w: int, hue: int | None = None, kind: int | None = None,
+    period: tuple[float, float] = (3.0, 5.0),
+) -> np.ndarray:  # fmt: skip
+    """float32[H, W, 3] fill: stripes (kind 1), checker (2), noise (3) or solid (0), main colour of ``hue``."""
+    c1 = _random_colour(rng, hue)
+    if kind is not None:  # a class pattern: fine, strong, in a darker/lighter shade of the same colour
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        p = float(rng.uniform(*period))
+        if kind == 1:
+            a = rng.uniform(0, math.pi)
+            t = np.sin((xx * math.cos(a) + yy * math.sin(a)) * 2 * math.pi / p) > 0
+        else:
+            t = ((xx // (p / 2)) + (yy // (p / 2))) % 2 > 0
+        shade = float(rng.uniform(0.35, 0.6))
+        return c1 * (1 - shade * t.astype(np.float32)[..., None])
+    c2 = _random_colour(rng)
     kind = rng.integers(0, 4)
     if kind == 0:
         t = np.zeros((h, w), np.float32)
@@ -245,7 +271,8 @@ def render_image(
 
     layers: list[tuple[np.ndarray, np.ndarray]] = []
     for _ in range(int(rng.integers(0, cfg.max_distractors + 1))):
-        layers.append((_distractor_mask(rng, h, w), _texture(rng, h, w)))
+        hue = PAIR_HUES[int(rng.integers(len(PAIR_HUES)))] if rng.random() < cfg.colour_cue else None
+        layers.append((_distractor_mask(rng, h, w), _texture(rng, h, w, hue)))
     objects: list[tuple[int, list[float]]] = []
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     for _ in range(n_obj * 10):  # rejection sampling of placements
@@ -261,7 +288,9 @@ def render_image(
         if box is None or any(_iou(box, b) > 0.2 for _, b in objects):
             continue
         objects.append((cls, box))
-        layers.append((mask, _texture(rng, h, w)))
+        hue = PAIR_HUES[cls] if rng.random() < cfg.colour_cue else None
+        pattern = 1 + CLASS_PATTERN[cls] if rng.random() < cfg.pattern_cue else None
+        layers.append((mask, _texture(rng, h, w, hue, pattern, cfg.pattern_period)))
     # objects are painted after distractors so the ground-truth boxes stay fully visible
     for mask, fill in layers:
         _composite(img, mask, fill)
