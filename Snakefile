@@ -15,6 +15,14 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 report: "workflow/report/workflow.rst"
 
 
+wildcard_constraints:
+    split="[a-z0-9]+",
+    shard="[0-9]+",
+    nshards="[0-9]+",
+    model="(baseline|kd_feature|kd_prediction|kd_full)(_seed[0-9]+)?",
+    seed="[0-9]+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/proposals.smk"

@@ -12,7 +12,7 @@ rule teacher_cache:
         cache=directory(f"{RUN}/cache/train"),
         evaluation=f"{RUN}/cache/teacher_{EVAL}.npz",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         eval_split=EVAL,
         cfg=config["cache"],
         num_rois=config["teacher"]["num_rois"],

@@ -1,4 +1,5 @@
 # Target lists and paths computed from the config. No ML logic here.
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -15,21 +16,24 @@ NEEDS_STAGE1 = ("kd_feature", "kd_full")
 SRC = Path(workflow.basedir) / "src" / "kdwsd"
 
 
-wildcard_constraints:
-    split="[a-z0-9]+",
-    shard="[0-9]+",
-    nshards="[0-9]+",
-    model="(baseline|kd_feature|kd_prediction|kd_full)(_seed[0-9]+)?",
-    seed="[0-9]+",
-
-
 def lib(*modules):
-    """Library source files a rule depends on: editing one reruns the rule (mtime/checksum trigger)."""
+    """Library source files that a rule depends on; editing one reruns the rule (mtime/checksum trigger)."""
     files = []
     for m in modules:
         p = SRC / m
         files += sorted(str(f) for f in p.rglob("*.py")) if p.is_dir() else [str(p) + ".py"]
     return files
+
+
+def data_dir_of(wildcards, input):
+    """The prepared-dataset folder, derived from the inputs (no hard-coded path prefix)."""
+    return os.path.dirname(input.data[0])
+
+
+def archive_file(key):
+    spec = config["dataset"]["archives"][key]
+    root = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
+    return f"{root}/archives/{spec.get('filename') or spec['url'].rsplit('/', 1)[-1]}"
 
 
 def dataset_splits():

@@ -24,10 +24,6 @@ else:
     ARCHIVES = {} if config["dataset"].get("use_existing") else config["dataset"].get("archives", {})
     DATA_ROOT = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
 
-    def archive_file(key):
-        spec = ARCHIVES[key]
-        return f"{DATA_ROOT}/archives/{spec.get('filename') or spec['url'].rsplit('/', 1)[-1]}"
-
     rule download_archive:
         output:
             f"{DATA_ROOT}/archives/{{filename}}",

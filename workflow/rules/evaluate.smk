@@ -11,7 +11,7 @@ rule evaluate_student:
         per_class=f"{RUN}/per_class/{{model}}.csv",
         scores=f"{RUN}/scores/{{model}}.npy",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         split=EVAL,
         frame_size=config["cache"]["size"],
         size=config["student"]["size"],
@@ -39,7 +39,7 @@ rule evaluate_teacher:
         per_class=f"{RUN}/per_class/teacher.csv",
         scores=f"{RUN}/scores/teacher.npy",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         split=EVAL,
         cfg=config["evaluation"],
     conda:
@@ -61,7 +61,7 @@ rule efficiency:
     output:
         f"{RUN}/efficiency.json",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         split=EVAL,
         teacher_size=config["teacher"]["test_size"],
         student_size=config["student"]["size"],

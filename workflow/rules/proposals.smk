@@ -9,7 +9,7 @@ rule proposals:
         shard=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         cfg=config["proposals"],
     threads: config["proposals"]["processes"]
     conda:
@@ -28,7 +28,7 @@ rule proposals_qc:
     output:
         report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         splits=proposal_splits(),
         max_boxes=config["proposals"]["max_boxes"],
     conda:

@@ -22,7 +22,7 @@ rule plots:
             f"{RUN}/plots/training_curves.png", caption="../report/training_curves.rst", category="Training"
         ),
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         split=EVAL,
         examples=config["plots"]["examples"],
         run=config["run"],

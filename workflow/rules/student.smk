@@ -10,7 +10,7 @@ rule student_stage1:
         model=f"{RUN}/models/student_stage1_seed{{seed}}.pt",
         curve=f"{RUN}/logs/student_stage1_seed{{seed}}.csv",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         cfg=config["student"],
         norm=config["input_norm"],
         device=config["device"],
@@ -36,7 +36,7 @@ rule student:
         model=f"{RUN}/models/{{model}}.pt",
         curve=f"{RUN}/logs/{{model}}.csv",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         cfg=config["student"],
         frame_size=config["cache"]["size"],
         norm=config["input_norm"],

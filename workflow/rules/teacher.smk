@@ -10,7 +10,7 @@ rule teacher:
         model=f"{RUN}/models/teacher.pt",
         curve=f"{RUN}/logs/teacher.csv",
     params:
-        data_dir=DATA,
+        data_dir=data_dir_of,
         cfg=config["teacher"],
         norm=config["input_norm"],
         device=config["device"],
