@@ -70,8 +70,11 @@ def test_interrupted_training_resumes_and_matches_uninterrupted(tmp_path, caplog
         assert torch.allclose(p, q, atol=1e-6)
     with open(tmp_path / "b" / "log.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    history = (tmp_path / "b" / "ckpt" / "progress.log").read_text()
+    assert "starting from scratch" in history and "resumed from checkpoint epoch 2" in history
+    assert "epoch 3/4 started" in history and "epoch 4/4 done" in history
     clear_checkpoint(tmp_path / "b" / "ckpt")
-    assert not (tmp_path / "b" / "ckpt").exists()
+    assert not (tmp_path / "b" / "ckpt" / "last.pt").exists()
 
 
 def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, caplog):

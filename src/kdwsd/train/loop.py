@@ -149,7 +149,8 @@ def file_fingerprint(paths: Iterable[Path | str]) -> list[tuple[str, int]]:
 
 
 def clear_checkpoint(checkpoint_dir: Path | str) -> None:
-    """Remove the resumable checkpoint once the final model is safely written."""
+    """Remove the resumable checkpoint once the final model is safely written (``progress.log``, the
+    history of attempts, is kept)."""
     d = Path(checkpoint_dir)
     for name in ("last.pt", "last.pt.tmp", "last.pt.stale"):
         (d / name).unlink(missing_ok=True)
@@ -221,8 +222,19 @@ def fit(
     log_csv.parent.mkdir(parents=True, exist_ok=True)
     if start_epoch == 0:
         log_csv.unlink(missing_ok=True)
+    # An append-only history of attempts next to the checkpoint: Snakemake deletes a job's declared log
+    # before a retry, this file survives (and shows a cluster resubmission resuming).
+    job = os.environ.get("SLURM_JOB_ID", f"pid-{os.getpid()}")
+    progress = ckpt_dir / "progress.log"
+
+    def note(msg: str) -> None:
+        with open(progress, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [job {job}] {msg} ({desc})\n")
+
+    note(f"resumed from checkpoint epoch {start_epoch}" if start_epoch else "starting from scratch")
 
     for epoch in range(start_epoch, cfg.epochs):
+        note(f"epoch {epoch + 1}/{cfg.epochs} started")
         model.train()
         sums: dict[str, float] = {}
         n_batches, n_images, t0 = 0, 0, time.perf_counter()
@@ -262,6 +274,7 @@ def fit(
             tmp,
         )  # fmt: skip
         os.replace(tmp, ckpt)
+        note(f"epoch {epoch + 1}/{cfg.epochs} done")
     return model
 
 
