@@ -1,0 +1,51 @@
+"""Shared pytest fixtures. Keep this file small: one section per fixture family."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # helpers such as slurm_cluster.py live next to the tests
+    sys.path.insert(0, str(TESTS_DIR))
+
+
+# ---------------------------------------------------------------------------- SLURM
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A single-node SLURM cluster on 127.0.0.1 for the whole session (tests/slurm_cluster.py).
+
+    Status mode: no accounting (plugin polls with squeue) unless KDWSD_SLURM_ACCOUNTING=1, which
+    also starts MariaDB + slurmdbd (plugin polls with sacct). Skips, never fails, when the Debian
+    packages are missing (install them with `.ci/install-slurm.sh`; ACCOUNTING=1 for slurmdbd).
+    """
+    from slurm_cluster import LocalSlurmCluster, missing_binaries
+
+    accounting = os.environ.get("KDWSD_SLURM_ACCOUNTING", "0") == "1"
+    if os.geteuid() != 0:
+        pytest.skip("SLURM test cluster needs root (it starts munged as user munge and slurmd as root)")
+    missing = missing_binaries(accounting)
+    if missing:
+        pkgs = "slurmctld slurmd slurm-client munge" + (" slurmdbd mariadb-server" if accounting else "")
+        pytest.skip(
+            f"SLURM test cluster: missing {', '.join(missing)}; install the Debian packages {pkgs} "
+            f"({'ACCOUNTING=1 ' if accounting else ''}.ci/install-slurm.sh)"
+        )
+
+    # SIGTERM (e.g. a CI timeout) would end pytest without teardown and leave the daemons
+    # running: turn it into KeyboardInterrupt so that the cluster is stopped below.
+    def _sigterm(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    cluster = LocalSlurmCluster(accounting=accounting)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        signal.signal(signal.SIGTERM, previous)
