@@ -106,8 +106,7 @@ _PATH_STEPS: list[tuple[str, dict[str, Any]]] = [
     ("+ normalise by 99th percentile", dict(normalize_percentile=99.0)),
     ("+ work at max side 320", dict(max_side=320)),
     ("+ surround suppression k=1", dict(surround=1.0)),
-    ("+ max_aspect_ratio 10", dict(max_aspect_ratio=10.0)),
-    ("+ min_box_area 2000 (= defaults)", dict(min_box_area=2000.0)),
+    ("+ max_aspect_ratio 10 (= defaults)", dict(max_aspect_ratio=10.0)),
 ]
 
 
@@ -141,7 +140,8 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("native", {"label": "defaults, native resolution", "max_side": None}),
     ("ar3", {"label": "defaults, max_aspect_ratio 3", "max_aspect_ratio": 3.0}),
     ("ar6", {"label": "defaults, max_aspect_ratio 6", "max_aspect_ratio": 6.0}),
-    ("area1000", {"label": "defaults, min_box_area 1000", "min_box_area": 1000.0}),
+    ("area500", {"label": "defaults, min_box_area 500", "min_box_area": 500.0}),
+    ("area2000", {"label": "defaults, min_box_area 2000", "min_box_area": 2000.0}),
     ("area4000", {"label": "defaults, min_box_area 4000", "min_box_area": 4000.0}),
     ("alpha0.6", {"label": "defaults, alpha 0.6", "alpha": 0.6}),
     ("alpha0.7", {"label": "defaults, alpha 0.7", "alpha": 0.7}),

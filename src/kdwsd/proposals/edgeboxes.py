@@ -57,7 +57,7 @@ class EdgeBoxesParams:
     beta: float = 0.75
     eta: float = 1.0
     min_score: float = 0.01
-    min_box_area: float = 2000.0
+    min_box_area: float = 1000.0
     max_aspect_ratio: float = 10.0
     edge_min_mag: float = 0.1
     edge_merge_thr: float = 0.5
@@ -70,8 +70,10 @@ class EdgeBoxesParams:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "max_side":
-                if value is not None and int(value) < 16:
-                    raise ValueError(f"max_side must be >= 16 or None, got {value}")
+                if value is not None:
+                    if isinstance(value, bool) or not isinstance(value, int | float) or value < 16:
+                        raise ValueError(f"max_side must be a number >= 16 or None, got {value!r}")
+                    object.__setattr__(self, "max_side", int(value))
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"EdgeBoxes parameter {f.name} must be a number >= 0, got {value!r}")
@@ -97,9 +99,7 @@ def split_params(params: Mapping[str, Any] | None = None) -> tuple[EdgeMapParams
     edge_names, box_names = EdgeMapParams.field_names(), EdgeBoxesParams.field_names()
     unknown = sorted(set(params) - edge_names - box_names)
     if unknown:
-        raise ValueError(
-            f"unknown EdgeBoxes parameter(s) {unknown}; accepted: {sorted(edge_names | box_names)}"
-        )
+        raise ValueError(f"unknown EdgeBoxes parameter(s) {unknown}; accepted: {sorted(edge_names | box_names)}")
     edge_params = EdgeMapParams(**{k: v for k, v in params.items() if k in edge_names})
     box_params = EdgeBoxesParams(**{k: v for k, v in params.items() if k in box_names})
     return edge_params, box_params
@@ -231,9 +231,7 @@ def _init_worker(max_boxes: int, edge_params: EdgeMapParams, box_params: EdgeBox
 
 
 def _worker_proposals(path: str) -> tuple[np.ndarray, np.ndarray]:
-    return _run_edge_boxes(
-        read_rgb(path), _WORKER["max_boxes"], _WORKER["edge_params"], _WORKER["box_params"]
-    )
+    return _run_edge_boxes(read_rgb(path), _WORKER["max_boxes"], _WORKER["edge_params"], _WORKER["box_params"])
 
 
 def compute_proposals(

@@ -70,8 +70,7 @@ def write_shard(
     ids = np.asarray(image_ids, dtype=np.int64).reshape(-1)
     if not len(ids) == len(boxes_list) == len(scores_list):
         raise ValueError(
-            f"image_ids, boxes_list and scores_list differ in length: "
-            f"{len(ids)}, {len(boxes_list)}, {len(scores_list)}"
+            f"image_ids, boxes_list and scores_list differ in length: {len(ids)}, {len(boxes_list)}, {len(scores_list)}"
         )
     if len(np.unique(ids)) != len(ids):
         raise ValueError("image_ids contains duplicates")
