@@ -7,7 +7,7 @@ rule teacher_cache:
         data=dataset_files(),
         train_proposals=proposal_shards("train"),
         eval_proposals=proposal_shards(EVAL),
-        code=lib("distill", "models", "data", "train"),
+        code=lib("distill", "models", "data", "train", "boxes"),
     output:
         cache=directory(f"{RUN}/cache/train"),
         evaluation=f"{RUN}/cache/teacher_{EVAL}.npz",

@@ -13,7 +13,8 @@ EVAL = config["eval_split"]
 SEEDS = config["student"]["seeds"]
 EXPERIMENTS = config["student"]["experiments"]
 NEEDS_STAGE1 = ("kd_feature", "kd_full")
-SRC = Path(workflow.basedir) / "src" / "kdwsd"
+# Relative, so that moving or copying the working tree does not change every rule's input set.
+SRC = Path(os.path.relpath(Path(workflow.basedir) / "src" / "kdwsd"))
 
 
 def lib(*modules):
@@ -95,3 +96,18 @@ def final_targets():
     if "baseline" in EXPERIMENTS and "kd_full" in EXPERIMENTS:
         targets += [f"{RUN}/plots/per_class_improvement.png", f"{RUN}/plots/examples.png"]
     return targets
+
+
+STUDENT_DAG_KEYS = ("experiments", "seeds")  # shape the DAG, not a model
+
+
+def stage1_cfg():
+    drop = {*STUDENT_DAG_KEYS, "optim", "loss_weights", "tau_lr_mult"}  # stage 2 only
+    return {k: v for k, v in config["student"].items() if k not in drop}
+
+
+def stage2_cfg(wildcards):
+    drop = {*STUDENT_DAG_KEYS, "stage1"}  # stage 1 reaches kd_feature / kd_full through its model file
+    if parse_model(wildcards.model)[0] not in ("kd_prediction", "kd_full"):
+        drop.add("loss_weights")  # without prediction KD the loss is L_p alone
+    return {k: v for k, v in config["student"].items() if k not in drop}

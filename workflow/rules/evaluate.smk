@@ -5,7 +5,7 @@ rule evaluate_student:
     input:
         model=f"{RUN}/models/{{model}}.pt",
         data=dataset_files(),
-        code=lib("metrics", "train", "models", "data"),
+        code=lib("evaluate", "metrics", "train", "models", "data", "distill", "losses", "boxes"),
     output:
         metrics=f"{RUN}/metrics/{{model}}.json",
         per_class=f"{RUN}/per_class/{{model}}.csv",
@@ -33,7 +33,7 @@ rule evaluate_teacher:
         outputs=f"{RUN}/cache/teacher_{EVAL}.npz",
         cache=f"{RUN}/cache/train",
         data=dataset_files(),
-        code=lib("metrics", "distill"),
+        code=lib("evaluate", "metrics", "distill", "train", "models", "data", "losses", "boxes"),
     output:
         metrics=f"{RUN}/metrics/teacher.json",
         per_class=f"{RUN}/per_class/teacher.csv",
@@ -57,7 +57,7 @@ rule efficiency:
         qc=f"{RUN}/proposals/qc.csv",
         data=dataset_files(),
         proposals=proposal_shards(EVAL),
-        code=lib("efficiency", "models"),
+        code=lib("efficiency", "models", "data", "train", "distill", "losses", "boxes", "proposals"),
     output:
         f"{RUN}/efficiency.json",
     params:

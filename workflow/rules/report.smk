@@ -10,7 +10,7 @@ rule plots:
         teacher_outputs=f"{RUN}/cache/teacher_{EVAL}.npz",
         data=dataset_files(),
         curves=[f"{RUN}/logs/teacher.csv"] + [f"{RUN}/logs/{m}.csv" for m in student_models()],
-        code=lib("plots"),
+        code=lib("report", "plots"),
     output:
         improvement=report(
             f"{RUN}/plots/per_class_improvement.png",

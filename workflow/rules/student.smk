@@ -11,7 +11,7 @@ rule student_stage1:
         curve=f"{RUN}/logs/student_stage1_seed{{seed}}.csv",
     params:
         data_dir=data_dir_of,
-        cfg=config["student"],
+        cfg=stage1_cfg(),
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
@@ -37,7 +37,7 @@ rule student:
         curve=f"{RUN}/logs/{{model}}.csv",
     params:
         data_dir=data_dir_of,
-        cfg=config["student"],
+        cfg=stage2_cfg,
         frame_size=config["cache"]["size"],
         norm=config["input_norm"],
         device=config["device"],

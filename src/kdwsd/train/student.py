@@ -190,7 +190,7 @@ def train_student(
     if not use_kd:
         model.tau.requires_grad_(False)
     groups = caffe_param_groups(model, optim, StudentClassifier.head_prefixes(), extra)
-    weights = cfg["loss_weights"]
+    weights = cfg["loss_weights"] if use_kd else {"label": 1.0, "kd": 0.0}
     step = _stage2_step(cfg["size"], weights["label"], weights["kd"], use_kd)
     inputs = [data_dir] + ([cache_dir] if use_kd else []) + ([stage1_model] if from_stage1 else [])
     fit(model, step, batches, optim, groups, checkpoint_dir, log_csv, dev,

@@ -1,0 +1,363 @@
+"""Glue between Snakemake (which builds) and DVC (which stores): what is stale, and the restore step.
+
+Snakemake decides what to run from modification times, per-file checksums of small inputs and its own
+metadata in ``.snakemake/metadata`` (params, code, input set and software env of the job that wrote each
+output). DVC restores files (``dvc checkout`` / ``dvc pull``) with fresh modification times in no
+particular order, and it does not version Snakemake's metadata. After such a restore Snakemake may
+therefore see stale jobs although every file is exactly the one the current commit's ``dvc.lock``
+records, and without metadata (fresh clone) it cannot see a later change of params at all. :func:`restore`
+fixes both: it checks with DVC that the workspace matches ``dvc.lock``, then runs ``snakemake --touch`` on
+the stale jobs and the jobs without metadata, which stamps the outputs in DAG order and records the metadata
+of the checked-out config and code, so that a dry run has nothing to do. :func:`build` (the DVC stage's
+command) refuses to run Snakemake on outputs without metadata. See docs/versioning.md.
+
+Command line (run in the repository root)::
+
+    python -m kdwsd.versioning restore [--force] [--configfile FILE ...]
+    python -m kdwsd.versioning stale [--configfile FILE ...]
+    python -m kdwsd.versioning build SNAKEMAKE_ARGS...   # the DVC stage's command (dvc.yaml)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "DryRun",
+    "RestoreError",
+    "SummaryRow",
+    "build",
+    "dry_run",
+    "dvc_status",
+    "library_imports",
+    "main",
+    "restore",
+    "snakemake_summary",
+    "stale_outputs",
+]
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+class RestoreError(RuntimeError):
+    """The workspace is not in a state where touching the outputs is safe, or touching did not help."""
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of ``snakemake --detailed-summary``: an output file of a job in the DAG."""
+
+    output: str
+    rule: str
+    status: str  # ok | missing | updated input files | params changed | rule implementation changed | ...
+    pending: bool  # the job that writes it would run
+    has_metadata: bool  # Snakemake has a record (params, code, input set...) of the job that wrote it
+
+
+@dataclass
+class DryRun:
+    """What ``snakemake --dry-run`` would do: jobs per rule (the "Job stats" table) and the raw output."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    output: str = ""
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.counts
+
+
+def _snakemake_cmd(
+    workdir: Path, snakefile: Path | str | None, configfiles: Sequence[Path | str], extra: Sequence[str]
+) -> list[str]:
+    cmd = [*SNAKEMAKE, "-d", str(workdir)]
+    if snakefile is not None:
+        cmd += ["-s", str(snakefile)]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    return cmd + list(extra)
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise subprocess.CalledProcessError(res.returncode, cmd, res.stdout, res.stderr)
+    return res
+
+
+def snakemake_summary(
+    workdir: Path | str = ".",
+    snakefile: Path | str | None = None,
+    configfiles: Sequence[Path | str] = (),
+    extra: Sequence[str] = (),
+) -> list[SummaryRow]:
+    """Rows of ``snakemake --detailed-summary`` (tab-separated, one per output file of every job in the DAG).
+
+    Columns: output_file, date, rule, log-file(s), input-file(s), shellcmd, status, plan. The recorded input
+    list is "-" when Snakemake has no metadata record for the file (fresh clone, deleted .snakemake/).
+    """
+    workdir = Path(workdir).resolve()
+    res = _run(_snakemake_cmd(workdir, snakefile, configfiles, ["--detailed-summary", *extra]), workdir)
+    lines = res.stdout.splitlines()
+    try:  # anything the Snakefile prints comes before the header
+        start = next(i for i, line in enumerate(lines) if line.startswith("output_file\t"))
+    except StopIteration:
+        raise RuntimeError(f"no summary table in snakemake output:\n{res.stdout}\n{res.stderr}") from None
+    header = lines[start].split("\t")
+    fixed = ["output_file", "date", "rule", "log-file(s)", "input-file(s)"]
+    if header[:5] != fixed or header[-2:] != ["status", "plan"]:
+        raise RuntimeError(f"unexpected snakemake --detailed-summary columns: {header}")
+    rows = []
+    for line in lines[start + 1 :]:
+        parts = line.split("\t")
+        if len(parts) < len(header):  # the shellcmd column may hold tabs: fixed columns from both ends
+            continue
+        rows.append(SummaryRow(parts[0], parts[2], parts[-2], parts[-1] == "update pending", parts[4] != "-"))
+    return rows
+
+
+def stale_outputs(
+    workdir: Path | str = ".",
+    snakefile: Path | str | None = None,
+    configfiles: Sequence[Path | str] = (),
+    extra: Sequence[str] = (),
+) -> dict[str, set[str]]:
+    """Rule -> output files of the jobs that would run (``snakemake --summary``, plan "update pending")."""
+    out: dict[str, set[str]] = {}
+    for row in snakemake_summary(workdir, snakefile, configfiles, extra):
+        if row.pending:
+            out.setdefault(row.rule, set()).add(row.output)
+    return out
+
+
+_STATS_ROW = re.compile(r"^(\S+)\s+(\d+)$")
+
+
+def dry_run(
+    workdir: Path | str = ".",
+    snakefile: Path | str | None = None,
+    configfiles: Sequence[Path | str] = (),
+    extra: Sequence[str] = (),
+) -> DryRun:
+    """``snakemake --dry-run``; ``counts`` is its "Job stats" table (rule -> jobs, without the total)."""
+    workdir = Path(workdir).resolve()
+    res = _run(_snakemake_cmd(workdir, snakefile, configfiles, ["--dry-run", *extra]), workdir)
+    text = res.stdout + res.stderr
+    counts: dict[str, int] = {}
+    lines = text.splitlines()
+    if "Job stats:" in lines:
+        for line in lines[lines.index("Job stats:") + 3 :]:  # skip the "job count" header and the rule line
+            m = _STATS_ROW.match(line.strip())
+            if not m or m.group(1) == "total":
+                break
+            counts[m.group(1)] = int(m.group(2))
+    elif "Nothing to be done" not in text:
+        raise RuntimeError(f"cannot parse snakemake --dry-run output:\n{text}")
+    return DryRun(counts, text)
+
+
+def _dvc_root(start: Path) -> Path | None:
+    for d in (start, *start.parents):
+        if (d / ".dvc").is_dir():
+            return d
+    return None
+
+
+def _dvc_exe() -> str | None:
+    """The ``dvc`` next to this Python (the project's venv) or on PATH."""
+    return shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+
+
+def dvc_status(repo: Path | str = ".") -> dict:
+    """``dvc status --json`` of the repository (``{}`` when the workspace matches dvc.lock)."""
+    dvc = _dvc_exe()
+    if dvc is None:
+        raise FileNotFoundError("dvc is not installed (pip install 'kdwsd[workflow]')")
+    res = _run([dvc, "status", "--json"], Path(repo))
+    return json.loads(res.stdout.strip() or "{}")
+
+
+def restore(
+    workdir: Path | str = ".",
+    snakefile: Path | str | None = None,
+    configfiles: Sequence[Path | str] = (),
+    extra: Sequence[str] = (),
+    force: bool = False,
+    check_dvc: bool = True,
+) -> dict[str, set[str]]:
+    """Make Snakemake accept the outputs that ``dvc checkout`` / ``dvc pull`` restored; return what it touched.
+
+    Refuses (:class:`RestoreError`) unless ``force``: when an output is missing (it must be fetched or
+    built), or when DVC reports that the workspace differs from dvc.lock (then the files are not the ones
+    recorded for this commit's code and config: run ``dvc checkout`` or ``dvc repro``). Otherwise it runs
+    ``snakemake --touch``, which stamps outputs in DAG order and records the current params/code/input
+    metadata, for every job that Snakemake considers stale and every job without a metadata record (forced
+    with ``--forcerun``, so that later knob changes trigger reruns again), with their downstream jobs.
+    Afterwards a dry run must have nothing to do and every output must have a record.
+    """
+    workdir = Path(workdir).resolve()
+    rows = snakemake_summary(workdir, snakefile, configfiles, extra)
+    unrecorded = sorted({r.rule for r in rows if not r.has_metadata and not r.pending})
+    force_args = ["--forcerun", *unrecorded] if unrecorded else []
+    if unrecorded:
+        rows = snakemake_summary(workdir, snakefile, configfiles, [*force_args, *extra])
+    touch: dict[str, set[str]] = {}
+    for row in rows:
+        if row.pending:
+            touch.setdefault(row.rule, set()).add(row.output)
+    if not touch:
+        return {}
+    if not force:
+        missing = [r.output for r in rows if r.status == "missing"]
+        if missing:
+            raise RestoreError(f"{len(missing)} outputs are missing ({', '.join(missing[:5])}...): "
+                               "fetch them (`dvc pull`) or build them (`snakemake`), do not touch them")  # fmt: skip
+        root = _dvc_root(workdir) if check_dvc else None
+        if root is not None and _dvc_exe() is not None:
+            status = dvc_status(root)
+            if status:
+                raise RestoreError("the workspace differs from dvc.lock, so its outputs are not the recorded ones; "
+                                   "run `dvc checkout` (or build them: `dvc repro`). dvc status: "
+                                   + json.dumps(status))  # fmt: skip
+    _run(_snakemake_cmd(workdir, snakefile, configfiles, ["--touch", "--cores", "1", *force_args, *extra]), workdir)
+    after = snakemake_summary(workdir, snakefile, configfiles, extra)
+    left = sorted({r.rule for r in after if r.pending or not r.has_metadata})
+    if left:
+        raise RestoreError(f"still stale or without metadata after snakemake --touch: {left}")
+    return touch
+
+
+def build(snakemake_args: Sequence[str], workdir: Path | str = ".") -> int:
+    """``snakemake <args>``, refusing to start when existing outputs have no Snakemake metadata.
+
+    This is the command of the DVC stage. Without metadata (a fresh clone or ``dvc pull`` not followed by
+    :func:`restore`) Snakemake can only compare modification times: a changed knob would not rerun the
+    jobs that use it, and DVC would record the old results under the new params.
+    """
+    workdir = Path(workdir).resolve()
+    rows = snakemake_summary(workdir, extra=snakemake_args)
+    unrecorded = sorted(r.output for r in rows if not r.has_metadata and r.status != "missing")
+    if unrecorded:
+        raise RestoreError(
+            f"{len(unrecorded)} existing outputs have no Snakemake metadata ({', '.join(unrecorded[:3])}...), so "
+            "a changed knob or library module would not rerun what uses it. Run the restore step on a commit "
+            "whose dvc.lock matches the files first (e.g. `git stash && dvc checkout && python -m "
+            "kdwsd.versioning restore && git stash pop`), or delete those outputs to rebuild them."
+        )
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *snakemake_args], cwd=workdir).returncode
+
+
+def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Imports executed when the module is imported: its body and the if/try blocks in it.
+
+    ``if TYPE_CHECKING:`` blocks and imports inside functions (lazy imports) are skipped.
+    """
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                todo += node.body + node.orelse
+        elif isinstance(node, ast.Try):
+            todo += node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
+    return found
+
+
+def library_imports(path: Path | str, package_dir: Path | str) -> set[Path]:
+    """Source files of a package that ``path`` imports at module level, directly or transitively (``ast``).
+
+    Every package ``__init__.py`` on the way counts (importing ``pkg.a.b`` runs ``pkg/__init__.py`` and
+    ``pkg/a/__init__.py``); imports inside functions (lazy) and under ``if TYPE_CHECKING:`` do not. Used to
+    check that a rule's ``lib(...)`` inputs cover the library modules its script runs (tests/test_staleness.py).
+    """
+    package_dir = Path(package_dir).resolve()
+    root, pkg = package_dir.parent, package_dir.name
+    seen: set[Path] = set()
+    todo = [Path(path).resolve()]
+    while todo:
+        f = todo.pop()
+        in_pkg = f.is_relative_to(package_dir)
+        package = list(f.relative_to(root).with_suffix("").parts[:-1]) if in_pkg else []
+        for node in _module_level_imports(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                if node.level:
+                    if not in_pkg:
+                        continue
+                    base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != pkg:
+                    continue
+                for i in range(1, len(parts) + 1):
+                    cand = root.joinpath(*parts[:i])
+                    file = cand / "__init__.py" if cand.is_dir() else cand.with_suffix(".py")
+                    if file.is_file() and file not in seen:
+                        seen.add(file)
+                        todo.append(file)
+    return seen
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--directory", default=".", help="working directory (default: .)")
+    p.add_argument("-s", "--snakefile", default=None, help="Snakefile (default: Snakemake's lookup)")
+    p.add_argument("--configfile", nargs="+", default=[], help="extra config files, as for snakemake")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["build"]:  # everything after `build` goes to snakemake verbatim
+        try:
+            return build(argv[1:])
+        except (RestoreError, subprocess.CalledProcessError) as e:
+            print(f"error: {e}\n{(getattr(e, 'stderr', None) or '')[-3000:]}", file=sys.stderr)
+            return 1
+    parser = argparse.ArgumentParser(prog="python -m kdwsd.versioning", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_restore = sub.add_parser("restore", help="after dvc checkout/pull: re-stamp outputs so nothing reruns")
+    _add_common(p_restore)
+    p_restore.add_argument("--force", action="store_true", help="touch even if DVC reports changes (unsafe)")
+    p_stale = sub.add_parser("stale", help="list the outputs of jobs that Snakemake would run, by rule")
+    _add_common(p_stale)
+    sub.add_parser("build", help="snakemake ARGS..., refusing outputs without Snakemake metadata (DVC's command)")
+    args = parser.parse_args(argv)
+    # snakemake runs in --directory: paths given relative to the caller's directory must not move with it
+    snakefile = Path(args.snakefile).resolve() if args.snakefile else None
+    configfiles = [Path(c).resolve() for c in args.configfile]
+    try:
+        if args.command == "restore":
+            touched = restore(args.directory, snakefile, configfiles, force=args.force)
+            if not touched:
+                print("nothing to restore: Snakemake has nothing to do")
+            for rule, outputs in sorted(touched.items()):
+                print(f"touched {rule}: {len(outputs)} outputs")
+        else:
+            stale = stale_outputs(args.directory, snakefile, configfiles)
+            for rule, outputs in sorted(stale.items()):
+                print(f"{rule}\t" + " ".join(sorted(outputs)))
+            if not stale:
+                print("nothing to do")
+    except (RestoreError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", None) or ""
+        print(f"error: {e}\n{detail[-3000:]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
