@@ -116,7 +116,7 @@ def make_run_plots(
     base, kd = pd.read_csv(baseline_table), pd.read_csv(kd_table)
     plot_per_class_improvement(
         list(base["name"]), (kd["AP"] - base["AP"]).to_numpy(), base["n_train"].to_numpy(), out_improvement,
-        title=f"{run}: AP of S-Cls w/ KD (kd_full) minus w/o KD (baseline), classes by training frequency",
+        title=f"{run}: AP gain of S-Cls w/ KD over w/o KD",
     )  # fmt: skip
     split = load_split(data_dir, split_name)
     n = min(num_examples, len(split))
