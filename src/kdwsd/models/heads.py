@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torchvision.ops import roi_align, roi_pool
 
 from kdwsd.boxes import rois_with_batch_index
+from kdwsd.models.backbones import build_backbone
 
-__all__ = ["RoIHead", "xavier_linear"]
+__all__ = ["RoIHead", "RoINetwork", "network_kwargs", "xavier_linear"]
 
 
 def xavier_linear(cin: int, cout: int) -> nn.Linear:
@@ -84,3 +87,47 @@ class RoIHead(nn.Module):
         factor = self.box_score_scale * box_scores.reshape(-1)[flat] + self.box_score_bias
         pooled = pooled * factor.to(pooled.dtype)[:, None, None, None]
         return self.mlp(pooled), flat
+
+
+def network_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments shared by the teacher and the student, from a ``teacher``/``student`` section."""
+    return {
+        "backbone": cfg["backbone"], "pretrained": cfg.get("pretrained", "none"),
+        "widths": tuple(cfg["widths"]) if cfg.get("widths") else None, "roi_size": cfg["roi_size"],
+        "hidden": cfg["hidden"], "dropout": cfg["dropout"], "box_score_scale": cfg["box_score"]["scale"],
+        "box_score_bias": cfg["box_score"]["bias"], "roi_op": cfg["roi_op"],
+    }  # fmt: skip
+
+
+class RoINetwork(nn.Module):
+    """A stride-16 backbone with the fc6/fc7 :class:`RoIHead`; subclasses add their classifiers.
+
+    The constructor arguments (minus ``pretrained``) are kept in ``self.arch`` so that a model file can
+    rebuild the network without downloading weights.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str,
+        pretrained: str,
+        widths: tuple[int, ...] | None,
+        roi_size: int,
+        hidden: int,
+        dropout: float,
+        box_score_scale: float,
+        box_score_bias: float,
+        roi_op: str,
+        **extra_arch: Any,
+    ) -> None:
+        super().__init__()
+        self.arch: dict[str, Any] = {
+            "num_classes": num_classes, "backbone": backbone, "widths": list(widths) if widths else None,
+            "roi_size": roi_size, "hidden": hidden, "dropout": dropout, "box_score_scale": box_score_scale,
+            "box_score_bias": box_score_bias, "roi_op": roi_op, **extra_arch,
+        }  # fmt: skip
+        self.backbone = build_backbone(backbone, pretrained, widths)
+        self.head = RoIHead(
+            self.backbone.out_channels, roi_size, hidden, dropout, 1 / self.backbone.stride,
+            box_score_scale, box_score_bias, roi_op,
+        )  # fmt: skip

@@ -3,19 +3,16 @@ feature-level distillation and the learnable per-class inverse temperature τ of
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kdwsd.models.backbones import build_backbone
-from kdwsd.models.heads import RoIHead, xavier_linear
+from kdwsd.models.heads import RoINetwork, xavier_linear
 
 __all__ = ["StudentClassifier"]
 
 
-class StudentClassifier(nn.Module):
+class StudentClassifier(RoINetwork):
     """Backbone → pool5 → fc6 → fc7 → fc8 (K logits); plus ``roi_features`` for stage-1 KD.
 
     pool5 is an adaptive max pooling of the stride-16 map to ``roi_size²``: for VGG16 at 224 (14×14 →
@@ -40,17 +37,8 @@ class StudentClassifier(nn.Module):
         box_score_bias: float = 0.0,
         roi_op: str = "roi_pool",
     ) -> None:
-        super().__init__()
-        self.arch: dict[str, Any] = {
-            "num_classes": num_classes, "backbone": backbone, "widths": list(widths) if widths else None,
-            "roi_size": roi_size, "hidden": hidden, "dropout": dropout, "tau_init": tau_init,
-            "box_score_scale": box_score_scale, "box_score_bias": box_score_bias, "roi_op": roi_op,
-        }  # fmt: skip
-        self.backbone = build_backbone(backbone, pretrained, widths)
-        self.head = RoIHead(
-            self.backbone.out_channels, roi_size, hidden, dropout, 1 / self.backbone.stride,
-            box_score_scale, box_score_bias, roi_op,
-        )  # fmt: skip
+        super().__init__(num_classes, backbone, pretrained, widths, roi_size, hidden, dropout, box_score_scale,
+                         box_score_bias, roi_op, tau_init=tau_init)  # fmt: skip
         self.fc8 = xavier_linear(hidden, num_classes)
         self.tau = nn.Parameter(torch.full((num_classes,), float(tau_init)))
 

@@ -8,13 +8,10 @@ sum over regions = image-level scores in (0, 1). Trained with binary cross-entro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import nn
 
-from kdwsd.models.backbones import build_backbone
-from kdwsd.models.heads import RoIHead, xavier_linear
+from kdwsd.models.heads import RoINetwork, xavier_linear
 
 __all__ = ["WSDDN", "WSDDNOutput", "objectness", "wsddn_scores"]
 
@@ -67,7 +64,7 @@ def objectness(region_scores: torch.Tensor, mode: str = "sum") -> torch.Tensor:
     raise ValueError(f"unknown objectness mode '{mode}' (expected 'sum' or 'max')")
 
 
-class WSDDN(nn.Module):
+class WSDDN(RoINetwork):
     """The teacher network. Constructor arguments are stored in ``self.arch`` for checkpoints."""
 
     def __init__(
@@ -83,17 +80,8 @@ class WSDDN(nn.Module):
         box_score_bias: float = 1.0,
         roi_op: str = "roi_pool",
     ) -> None:
-        super().__init__()
-        self.arch: dict[str, Any] = {
-            "num_classes": num_classes, "backbone": backbone, "widths": list(widths) if widths else None,
-            "roi_size": roi_size, "hidden": hidden, "dropout": dropout, "box_score_scale": box_score_scale,
-            "box_score_bias": box_score_bias, "roi_op": roi_op,
-        }  # fmt: skip
-        self.backbone = build_backbone(backbone, pretrained, widths)
-        self.head = RoIHead(
-            self.backbone.out_channels, roi_size, hidden, dropout, 1 / self.backbone.stride,
-            box_score_scale, box_score_bias, roi_op,
-        )  # fmt: skip
+        super().__init__(num_classes, backbone, pretrained, widths, roi_size, hidden, dropout, box_score_scale,
+                         box_score_bias, roi_op)  # fmt: skip
         self.fc8_c = xavier_linear(hidden, num_classes)
         self.fc8_d = xavier_linear(hidden, num_classes)
 

@@ -21,6 +21,7 @@ from kdwsd.data.dataset import MultiLabelImages, ScaleBatchSampler, collate
 from kdwsd.data.prepared import load_split
 from kdwsd.distill.cache import TeacherCache
 from kdwsd.losses import feature_distillation_loss, prediction_distillation_loss, sigmoid_bce
+from kdwsd.models.heads import network_kwargs
 from kdwsd.models.student import StudentClassifier
 from kdwsd.train.loop import (
     OptimConfig,
@@ -49,19 +50,7 @@ EXPERIMENTS: dict[str, tuple[bool, bool]] = {
 
 def build_student(cfg: dict[str, Any], num_classes: int) -> StudentClassifier:
     """A student from the ``student`` config section."""
-    return StudentClassifier(
-        num_classes=num_classes,
-        backbone=cfg["backbone"],
-        pretrained=cfg.get("pretrained", "none"),
-        widths=tuple(cfg["widths"]) if cfg.get("widths") else None,
-        roi_size=cfg["roi_size"],
-        hidden=cfg["hidden"],
-        dropout=cfg["dropout"],
-        tau_init=cfg["tau_init"],
-        box_score_scale=cfg["box_score"]["scale"],
-        box_score_bias=cfg["box_score"]["bias"],
-        roi_op=cfg["roi_op"],
-    )
+    return StudentClassifier(num_classes, tau_init=cfg["tau_init"], **network_kwargs(cfg))
 
 
 def load_student(path: Path | str) -> StudentClassifier:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from kdwsd.data.dataset import MultiLabelImages, ScaleBatchSampler, collate
 from kdwsd.data.prepared import load_split
 from kdwsd.losses import wsddn_bce
+from kdwsd.models.heads import network_kwargs
 from kdwsd.models.teacher import WSDDN, wsddn_scores
 from kdwsd.proposals.store import ProposalStore
 from kdwsd.train.loop import (
@@ -33,18 +34,7 @@ log = logging.getLogger("kdwsd.train")
 
 def build_teacher(cfg: dict[str, Any], num_classes: int) -> WSDDN:
     """A WSDDN from the ``teacher`` config section."""
-    return WSDDN(
-        num_classes=num_classes,
-        backbone=cfg["backbone"],
-        pretrained=cfg.get("pretrained", "none"),
-        widths=tuple(cfg["widths"]) if cfg.get("widths") else None,
-        roi_size=cfg["roi_size"],
-        hidden=cfg["hidden"],
-        dropout=cfg["dropout"],
-        box_score_scale=cfg["box_score"]["scale"],
-        box_score_bias=cfg["box_score"]["bias"],
-        roi_op=cfg["roi_op"],
-    )
+    return WSDDN(num_classes, **network_kwargs(cfg))
 
 
 def load_teacher(path: Path | str) -> WSDDN:
