@@ -42,7 +42,8 @@ def slurm_cluster():
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, _sigterm)
-    cluster = LocalSlurmCluster(accounting=accounting)
+    # Two fake GPUs: the jobs still ask for one each (--gpus=1), two GPU jobs may run at once.
+    cluster = LocalSlurmCluster(accounting=accounting, gpus=2)
     try:
         cluster.start()
         yield cluster

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -152,7 +153,7 @@ def clear_checkpoint(checkpoint_dir: Path | str) -> None:
     """Remove the resumable checkpoint once the final model is safely written (``progress.log``, the
     history of attempts, is kept)."""
     d = Path(checkpoint_dir)
-    for name in ("last.pt", "last.pt.tmp", "last.pt.stale"):
+    for name in ("last.pt", "last.pt.tmp", "last.pt.stale", "curve.csv"):
         (d / name).unlink(missing_ok=True)
     if d.is_dir() and not any(d.iterdir()):
         d.rmdir()
@@ -220,8 +221,10 @@ def fit(
             log.info("%s: checkpoint %s is from another configuration; starting over", desc, ckpt)
     log_csv = Path(log_csv)
     log_csv.parent.mkdir(parents=True, exist_ok=True)
-    if start_epoch == 0:
-        log_csv.unlink(missing_ok=True)
+    # Per-epoch rows accumulate next to the checkpoint (Snakemake deletes a retried job's declared outputs)
+    # and are copied to the declared ``log_csv`` at the end, so a resumed run keeps its earlier epochs.
+    curve = ckpt_dir / "curve.csv"
+    _keep_epochs(curve, start_epoch)
     # An append-only history of attempts next to the checkpoint: Snakemake deletes a job's declared log
     # before a retry, this file survives (and shows a cluster resubmission resuming).
     job = os.environ.get("SLURM_JOB_ID", f"pid-{os.getpid()}")
@@ -263,7 +266,7 @@ def fit(
         row = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in sums.items()},
                "lr": cfg.lr * _lr_factor(cfg, epoch, it), "images_per_s": n_images / max(seconds, 1e-9),
                "seconds": seconds}  # fmt: skip
-        _append_csv(log_csv, row)
+        _append_csv(curve, row)
         log.info("%s: epoch %d/%d %s", desc, epoch + 1, cfg.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))  # fmt: skip
         tmp = ckpt.with_name("last.pt.tmp")
@@ -275,7 +278,19 @@ def fit(
         )  # fmt: skip
         os.replace(tmp, ckpt)
         note(f"epoch {epoch + 1}/{cfg.epochs} done")
+    shutil.copyfile(curve, log_csv)
     return model
+
+
+def _keep_epochs(path: Path, epochs: int) -> None:
+    """Keep the rows of the first ``epochs`` epochs of a curve CSV (a killed job may have written one more)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epochs]
+    path.unlink()
+    for r in rows:
+        _append_csv(path, r)
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
