@@ -227,7 +227,8 @@ def plot_per_class_improvement(
         handlelength=1.6,
     )
     summary = f"mean ΔAP {mean:+.2f} pp over {n_fin} classes"
-    fig.suptitle(f"{title} ({summary})" if title else summary, fontsize=11)
+    # title on its own line, the summary below it, so neither is cut off on a narrow (few-class) figure
+    fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=11)
 
     lo = float(min(0.0, heights.min()))
     hi = float(max(0.0, heights.max()))
