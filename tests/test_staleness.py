@@ -4,7 +4,7 @@ One full tiny run is shared by this file and tests/test_dvc.py (:func:`shared_ti
 git + DVC repository in the session's temp dir, built once with ``dvc repro``). Each module works on a copy
 of it. The copy holds its own Snakefile, workflow/, scripts/ and src/kdwsd, so ``lib(...)`` inputs point into
 the copy and editing a copied library module is what Snakemake sees; the scripts still import the installed
-package (/work/main/src, editable install). That is fine here: the mutation tests only dry-run.
+package (the repository's src/, editable install). That is fine here: the mutation tests only dry-run.
 
 Job lists come from ``snakemake --summary`` (tab-separated: output file, rule, plan) and the "Job stats"
 table of ``snakemake --dry-run`` (see kdwsd.versioning.stale_outputs / dry_run).

@@ -1,6 +1,6 @@
 """Evaluation metrics: multi-label classification (mAP, CP/CR/CF1, OP/OR/OF1, top-k) and WSOD CorLoc.
 
-Conventions (see ``/work/shared/reference/ANCHORS.md`` section A.2 for how the peer codebases differ):
+Conventions (and how the peer codebases ML-GCN, ASL, Query2Label and CSRA differ):
 
 * **AP** is the non-interpolated average precision of scikit-learn's ``average_precision_score``:
   ``AP = sum_k (R_k - R_{k-1}) * P_k`` over the *distinct* score thresholds in decreasing order, so tied
