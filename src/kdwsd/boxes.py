@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["flip_boxes", "map_boxes_floor", "rois_with_batch_index", "warp_boxes"]
+__all__ = ["flip_boxes", "iou_inclusive", "map_boxes_floor", "rois_with_batch_index", "warp_boxes"]
 
 
 def warp_boxes(boxes: np.ndarray, orig_hw: tuple[int, int], size: int) -> np.ndarray:
@@ -63,3 +63,23 @@ def rois_with_batch_index(boxes: torch.Tensor, mask: torch.Tensor) -> tuple[torc
     batch_index = (flat // r).to(boxes.dtype)
     rois = torch.cat([batch_index[:, None], boxes.reshape(b * r, 4)[flat]], dim=1)
     return rois, flat
+
+
+def iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of inclusive-pixel boxes (width = x2 - x1 + 1), broadcast over the leading dimensions.
+
+    Args:
+        a, b: float[..., 4] ``x1, y1, x2, y2``; ``a[:, None]`` and ``b[None]`` give the pairwise [N, M] matrix.
+    Returns:
+        float64[...]; a degenerate box has area 0 (IoU 0); NaN coordinates give NaN.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1.0
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1.0
+    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
+    area_a = np.clip(a[..., 2] - a[..., 0] + 1.0, 0.0, None) * np.clip(a[..., 3] - a[..., 1] + 1.0, 0.0, None)
+    area_b = np.clip(b[..., 2] - b[..., 0] + 1.0, 0.0, None) * np.clip(b[..., 3] - b[..., 1] + 1.0, 0.0, None)
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), np.where(np.isnan(union), np.nan, 0.0))

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdwsd.boxes import iou_inclusive
+
 __all__ = ["average_precision", "corloc", "multilabel_metrics", "per_class_table"]
 
 TOP_K_MODES = ("top_k", "top_k_and_threshold")
@@ -316,22 +318,6 @@ def per_class_table(scores: np.ndarray, labels: np.ndarray, threshold: float = 0
 # ----------------------------------------------------------------------------------------------------------
 # CorLoc
 # ----------------------------------------------------------------------------------------------------------
-def _paired_iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of boxes a[i] and b[i], float [M, 4] ``x1, y1, x2, y2`` in the inclusive-pixel
-    convention (width = x2 - x1 + 1). Returns float64 [M]; NaN coordinates give NaN (never counted as a
-    hit)."""
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1.0
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1.0
-    inter = np.clip(iw, 0.0, None) * np.clip(ih, 0.0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0] + 1.0, 0.0, None) * np.clip(a[:, 3] - a[:, 1] + 1.0, 0.0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0] + 1.0, 0.0, None) * np.clip(b[:, 3] - b[:, 1] + 1.0, 0.0, None)
-    union = area_a + area_b - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(
-            union > 0, inter / np.where(union > 0, union, 1.0), np.where(np.isnan(union), np.nan, 0.0)
-        )
-
-
 def corloc(
     class_boxes: np.ndarray,
     labels: np.ndarray,
@@ -399,7 +385,7 @@ def corloc(
         ii = np.asarray(img_idx, dtype=np.int64)
         cc = np.asarray(cls_idx, dtype=np.int64)
         g = np.asarray(gts, dtype=np.float64).reshape(-1, 4)
-        iou = _paired_iou_inclusive(boxes[ii, cc], g)
+        iou = iou_inclusive(boxes[ii, cc], g)
         has_gt[ii, cc] = True
         ok = iou >= float(iou_threshold)  # NaN -> False
         hit[ii[ok], cc[ok]] = True

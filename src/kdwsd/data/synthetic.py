@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from kdwsd.boxes import iou_inclusive
 from kdwsd.data.prepared import write_prepared_dataset
 
 __all__ = ["CLASS_NAMES", "SyntheticConfig", "generate_dataset", "render_image"]
@@ -236,16 +237,6 @@ def _mask_box(mask: np.ndarray) -> list[float] | None:
     return [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
 def class_prior(cfg: SyntheticConfig) -> np.ndarray:
     """float64[C] long-tailed class frequencies (class 0 most frequent)."""
     p = 1.0 / (np.arange(len(CLASS_NAMES)) + 1.0) ** cfg.frequency_decay
@@ -285,7 +276,7 @@ def render_image(
         cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
         mask = _shape_mask(cls, cx, cy, r, float(rng.uniform(0, 2 * math.pi)), h, w)
         box = _mask_box(mask)
-        if box is None or any(_iou(box, b) > 0.2 for _, b in objects):
+        if box is None or any(iou_inclusive(box, b) > 0.2 for _, b in objects):
             continue
         objects.append((cls, box))
         hue = PAIR_HUES[cls] if rng.random() < cfg.colour_cue else None

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from kdwsd.boxes import iou_inclusive
+
 __all__ = ["box_iou", "qc_row", "recall_at_iou"]
 
 
@@ -38,13 +40,7 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """
     a = _as_boxes(boxes_a, "boxes_a")
     b = _as_boxes(boxes_b, "boxes_b")
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
-    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return np.nan_to_num(iou_inclusive(a[:, None], b[None, :]), nan=0.0)
 
 
 def recall_at_iou(
