@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from kdwsd.data.dataset import MultiLabelImages, collate
+from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.proposals.store import ProposalStore
 from kdwsd.train.loop import autocast, pick_device
@@ -74,11 +75,8 @@ def measure_efficiency(
     student = load_student(student_path).to(dev)
     t_ds = MultiLabelImages(split, norm, ProposalStore(proposal_shards), max_rois=num_rois)
     s_ds = MultiLabelImages(split, norm)
-    n = min(len(split), batches * batch_size)
-    t_batches = [collate([t_ds[(i, teacher_size, False)] for i in range(s, min(s + batch_size, n))])
-                 for s in range(0, n, batch_size)]  # fmt: skip
-    s_batches = [collate([s_ds[(i, frame_size, False)] for i in range(s, min(s + batch_size, n))])
-                 for s in range(0, n, batch_size)]  # fmt: skip
+    t_batches = list(islice(ordered_loader(t_ds, teacher_size, False, batch_size), batches))
+    s_batches = list(islice(ordered_loader(s_ds, frame_size, False, batch_size), batches))
     to_dev = lambda b: {k: v.to(dev) for k, v in b.items()}  # noqa: E731
     t_batches, s_batches = [to_dev(b) for b in t_batches], [to_dev(b) for b in s_batches]
 

@@ -11,10 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from kdwsd.data.dataset import MultiLabelImages, collate
+from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import Split, load_split
 from kdwsd.metrics import corloc, multilabel_metrics, per_class_table
 from kdwsd.train.loop import pick_device
@@ -32,10 +31,8 @@ def predict_student(
     dev = pick_device(device)
     model = load_student(model_path).to(dev)
     dataset = MultiLabelImages(split, norm)
-    keys = [[(i, frame_size, False) for i in range(s, min(s + batch_size, len(split)))]
-            for s in range(0, len(split), batch_size)]  # fmt: skip
     scores = np.zeros((len(split), len(split.classes)), np.float32)
-    for batch in tqdm(DataLoader(dataset, batch_sampler=keys, collate_fn=collate), desc="predict"):
+    for batch in tqdm(ordered_loader(dataset, frame_size, False, batch_size), desc="predict"):
         z = model(student_input(batch["image"].to(dev), size))
         scores[batch["index"].numpy()] = torch.sigmoid(z.float()).cpu().numpy()
     return scores

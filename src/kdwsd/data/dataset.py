@@ -7,13 +7,13 @@ side ``size``, mirrored with p = 0.5, and its proposals follow it (``int(x · f)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kdwsd.boxes import flip_boxes, warp_boxes
 from kdwsd.data.prepared import Split
@@ -22,7 +22,15 @@ if TYPE_CHECKING:
     from kdwsd.distill.cache import TeacherCache
     from kdwsd.proposals.store import ProposalStore
 
-__all__ = ["MultiLabelImages", "ScaleBatchSampler", "collate", "load_image", "normalise"]
+__all__ = [
+    "MultiLabelImages",
+    "ScaleBatchSampler",
+    "collate",
+    "epoch_loader",
+    "load_image",
+    "normalise",
+    "ordered_loader",
+]
 
 # Caffe VGG16 (the authors' data layer): BGR, 0-255, mean subtracted, no std.
 CAFFE_MEAN_BGR = np.array([103.52, 116.28, 123.675], dtype=np.float32)
@@ -194,3 +202,24 @@ class ScaleBatchSampler(Sampler[list[Key]]):
                 break
             size = int(self.sizes[rng.integers(len(self.sizes))])
             yield [(int(i), size, bool(flips[i])) for i in idx]
+
+
+def epoch_loader(
+    dataset: MultiLabelImages, batch_size: int, sizes: Sequence[int], flip: bool, seed: int, workers: int = 0
+) -> Callable[[int], DataLoader]:
+    """Training batches: ``loader(epoch)`` returns that epoch's shuffled :class:`ScaleBatchSampler` batches."""
+    sampler = ScaleBatchSampler(len(dataset), batch_size, sizes, flip, seed)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
+
+    def batches(epoch: int) -> DataLoader:
+        sampler.set_epoch(epoch)
+        return loader
+
+    return batches
+
+
+def ordered_loader(dataset: MultiLabelImages, size: int, flip: bool, batch_size: int, workers: int = 0) -> DataLoader:
+    """Batches of every item in image order at one side and orientation (caching, evaluation, timing)."""
+    keys = [[(i, size, flip) for i in range(s, min(s + batch_size, len(dataset)))]
+            for s in range(0, len(dataset), batch_size)]  # fmt: skip
+    return DataLoader(dataset, batch_sampler=keys, collate_fn=collate, num_workers=workers)

@@ -193,16 +193,6 @@ class TeacherCache:
                          for i in image_ids])  # fmt: skip
 
 
-def _ordered_batches(dataset: Any, size: int, flip: bool, batch_size: int, workers: int) -> Any:
-    from torch.utils.data import DataLoader
-
-    from kdwsd.data.dataset import collate
-
-    keys = [[(i, size, flip) for i in range(s, min(s + batch_size, len(dataset)))]
-            for s in range(0, len(dataset), batch_size)]  # fmt: skip
-    return DataLoader(dataset, batch_sampler=keys, collate_fn=collate, num_workers=workers)
-
-
 def cache_teacher_outputs(
     teacher_model: Path | str,
     data_dir: Path | str,
@@ -222,7 +212,7 @@ def cache_teacher_outputs(
     temperature ``cfg["temperature"]``, and the evaluation-split outputs (``out_eval``, an ``.npz``: image
     scores at t = 1, top-10 boxes by objectness and the best box per class, in original pixels).
     """
-    from kdwsd.data.dataset import MultiLabelImages
+    from kdwsd.data.dataset import MultiLabelImages, ordered_loader
     from kdwsd.data.prepared import load_split
     from kdwsd.proposals.store import ProposalStore
     from kdwsd.train.loop import pick_device
@@ -236,7 +226,7 @@ def cache_teacher_outputs(
     train = load_split(data_dir, "train")
     ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), max_rois=num_rois)
     index = write_teacher_cache(
-        teacher, [_ordered_batches(ds, size, flip, bs, workers) for flip in (False, True)], len(train),
+        teacher, [ordered_loader(ds, size, flip, bs, workers) for flip in (False, True)], len(train),
         train.image_ids, train.sizes, out_dir, size, top_k, num_rois, float(cfg["temperature"]),
         cfg["objectness"], int(cfg["shard_size"]), dev,
     )  # fmt: skip
@@ -247,7 +237,7 @@ def cache_teacher_outputs(
     scores = np.zeros((n, c), np.float32)
     top_boxes = np.full((n, 10, 4), np.nan, np.float32)
     class_boxes = np.zeros((n, c, 4), np.float32)
-    for batch in tqdm(_ordered_batches(ds, size, False, bs, workers), desc=f"teacher on {eval_split}"):
+    for batch in tqdm(ordered_loader(ds, size, False, bs, workers), desc=f"teacher on {eval_split}"):
         res = run_teacher(teacher, batch, 1.0, cfg["objectness"], dev)
         for row, i in enumerate(batch["index"].tolist()):
             h, w = split.sizes[i]

@@ -14,10 +14,9 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
 from kdwsd.boxes import map_boxes_floor
-from kdwsd.data.dataset import MultiLabelImages, ScaleBatchSampler, collate
+from kdwsd.data.dataset import MultiLabelImages, epoch_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.distill.cache import TeacherCache
 from kdwsd.losses import feature_distillation_loss, prediction_distillation_loss, sigmoid_bce
@@ -68,17 +67,6 @@ def student_input(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
 
 
-def _loader(dataset: MultiLabelImages, batch_size: int, size: int, seed: int, workers: int):
-    sampler = ScaleBatchSampler(len(dataset), batch_size, [size], flip=True, seed=seed)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers)
-
-    def batches(epoch: int) -> DataLoader:
-        sampler.set_epoch(epoch)
-        return loader
-
-    return batches
-
-
 def _stage1_step(size: int, frame: int) -> Callable:
     def step(model: StudentClassifier, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         boxes = map_boxes_floor(batch["boxes"], frame, size)
@@ -125,7 +113,7 @@ def train_stage1(
     rois = None if cfg["stage1"]["rois"] == "all" else int(cfg["stage1"]["rois"])
     dataset = MultiLabelImages(split, norm, cache=cache, cache_rois=rois)
     optim = OptimConfig.from_dict(cfg["stage1"]["optim"])
-    batches = _loader(dataset, optim.batch_size, cache.frame_size, seed, cfg.get("loader_workers", 0))
+    batches = epoch_loader(dataset, optim.batch_size, [cache.frame_size], True, seed, cfg.get("loader_workers", 0))
     model = build_student(cfg, len(split.classes))
     model.fc8.requires_grad_(False)  # stage 1 has no classifier
     model.tau.requires_grad_(False)
@@ -165,7 +153,7 @@ def train_student(
     cache = TeacherCache(cache_dir) if use_kd else None
     dataset = MultiLabelImages(split, norm, cache=cache, cache_rois=0, with_features=False)
     optim = OptimConfig.from_dict(cfg["optim"])
-    batches = _loader(dataset, optim.batch_size, frame_size, seed, cfg.get("loader_workers", 0))
+    batches = epoch_loader(dataset, optim.batch_size, [frame_size], True, seed, cfg.get("loader_workers", 0))
     model = build_student(cfg, len(split.classes))
     if from_stage1:
         if stage1_model is None:

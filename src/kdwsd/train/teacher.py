@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from kdwsd.data.dataset import MultiLabelImages, ScaleBatchSampler, collate
+from kdwsd.data.dataset import MultiLabelImages, epoch_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.losses import wsddn_bce
 from kdwsd.models.heads import network_kwargs
@@ -69,14 +68,8 @@ def train_teacher(
     split = load_split(data_dir, "train")
     dataset = MultiLabelImages(split, norm, ProposalStore(proposal_shards), max_rois=cfg["num_rois"])
     optim = OptimConfig.from_dict(cfg["optim"])
-    sampler = ScaleBatchSampler(len(dataset), optim.batch_size, cfg["train_sizes"], cfg["flip"], cfg["seed"])
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                        num_workers=cfg.get("loader_workers", 0))  # fmt: skip
-
-    def batches(epoch: int) -> DataLoader:
-        sampler.set_epoch(epoch)
-        return loader
-
+    batches = epoch_loader(dataset, optim.batch_size, cfg["train_sizes"], cfg["flip"], cfg["seed"],
+                           cfg.get("loader_workers", 0))  # fmt: skip
     model = build_teacher(cfg, len(split.classes))
     log.info("teacher: %d train images, %d classes, device %s", len(split), len(split.classes), dev)
     groups = caffe_param_groups(model, optim, WSDDN.head_prefixes())
