@@ -5,7 +5,7 @@ if config["dataset"]["name"] == "synthetic":
 
     rule synthetic_dataset:
         input:
-            code=lib("data"),
+            code=lib("data", "boxes"),
         output:
             files=dataset_files(),
             images=directory(f"{DATA}/images"),
