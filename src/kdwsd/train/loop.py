@@ -261,7 +261,7 @@ def fit(
             n_images += len(batch["image"])
             for k, v in {"loss": loss.item(), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-            bar.set_postfix(loss=f"{sums['loss'] / n_batches:.4f}")
+            bar.set_postfix(loss=f"{sums['loss'] / n_batches:.4f}", refresh=False)  # redraw at mininterval only
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in sums.items()},
                "lr": cfg.lr * _lr_factor(cfg, epoch, it), "images_per_s": n_images / max(seconds, 1e-9),
