@@ -1,29 +1,41 @@
 # kdwsd: knowledge distillation from weakly-supervised detection (Liu et al., ACM MM 2018).
 # `snakemake --cores all` builds everything for config/config.yaml; see README.md. This file only wires.
 import os
+import sys
 
 from snakemake.utils import min_version
 
 min_version("8.8")
 
+# The library, importable by this file and by every job, with or without `pip install -e .` (e.g. in the
+# conda environment of envs/kdwsd.yaml, which holds only the dependencies).
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH")) if p
+)
 
-# The embedded default, found next to this file even when run with --directory elsewhere; a --configfile
-# given on the command line is merged over it.
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+# Each file in config/ is self-contained: the embedded default is read only when no --configfile is given
+# (an overlay lists it first: --configfile config/config.yaml mine.yaml).
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
     split="[a-z0-9]+",
     shard="[0-9]+",
     nshards="[0-9]+",
-    model="(baseline|kd_feature|kd_prediction|kd_full)(_seed[0-9]+)?",
+    model=MODEL_PATTERN,
     seed="[0-9]+",
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/proposals.smk"
 include: "workflow/rules/teacher.smk"

@@ -1,10 +1,6 @@
-"""Rule plots: per-class AP improvement (paper Fig. 4), examples (Fig. 1) and training curves."""
+"""Rule plots -> kdwsd.stages.report.plots (arguments: the rule's named input, output, params and wildcards)."""
 
-from kdwsd.report import make_run_plots
-from kdwsd.workflow import setup_step
+from kdwsd.stages import run_rule
+from kdwsd.stages.report import plots
 
-snakemake = globals()["snakemake"]
-setup_step(snakemake, "plots")
-i, o, p = snakemake.input, snakemake.output, snakemake.params
-make_run_plots(i.baseline_metrics, i.kd_metrics, i.baseline_scores, i.kd_scores, i.teacher_outputs, p.data_dir,
-               p.split, list(i.curves), o.improvement, o.examples, o.curves, p.examples, p.run)  # fmt: skip
+run_rule(globals()["snakemake"], plots)

@@ -1,10 +1,6 @@
-"""Rule student_stage1: feature-level distillation of the teacher's RoI fc7 features (paper Eq. 3)."""
+"""Rule student_stage1 -> kdwsd.stages.student.student_stage1 (arguments: the rule's named input, output, params and wildcards)."""
 
-from kdwsd.train.student import train_stage1
-from kdwsd.workflow import setup_step
+from kdwsd.stages import run_rule
+from kdwsd.stages.student import student_stage1
 
-snakemake = globals()["snakemake"]
-setup_step(snakemake, "student_stage1")
-p = snakemake.params
-train_stage1(p.cfg, int(snakemake.wildcards.seed), p.data_dir, snakemake.input.cache, snakemake.output.model,
-             p.checkpoints, snakemake.output.curve, p.norm, p.device)  # fmt: skip
+run_rule(globals()["snakemake"], student_stage1)

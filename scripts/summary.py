@@ -1,10 +1,6 @@
-"""Rule summary: results/<run>/summary.md in the paper's Table 3 layout plus ablations."""
+"""Rule summary -> kdwsd.stages.report.summary (arguments: the rule's named input, output, params and wildcards)."""
 
-from kdwsd.report import write_summary
-from kdwsd.workflow import setup_step
+from kdwsd.stages import run_rule
+from kdwsd.stages.report import summary
 
-snakemake = globals()["snakemake"]
-setup_step(snakemake, "summary")
-p = snakemake.params
-write_summary(list(snakemake.input.metrics), snakemake.input.efficiency, snakemake.input.qc, snakemake.output[0],
-              p.run, list(p.experiments), list(p.seeds), p.split)  # fmt: skip
+run_rule(globals()["snakemake"], summary)

@@ -1,11 +1,6 @@
-"""Rule synthetic_dataset: render the embedded default dataset."""
+"""Rule synthetic_dataset -> kdwsd.stages.dataset.synthetic_dataset (arguments: the rule's named input, output, params and wildcards)."""
 
-from pathlib import Path
+from kdwsd.stages import run_rule
+from kdwsd.stages.dataset import synthetic_dataset
 
-from kdwsd.data.synthetic import SyntheticConfig, generate_dataset
-from kdwsd.workflow import setup_step
-
-snakemake = globals()["snakemake"]
-log = setup_step(snakemake, "synthetic_dataset")
-generate_dataset(SyntheticConfig.from_dict(snakemake.params.dataset), Path(snakemake.output.report).parent,
-                 log=log.info)  # fmt: skip
+run_rule(globals()["snakemake"], synthetic_dataset)

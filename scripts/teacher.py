@@ -1,10 +1,6 @@
-"""Rule teacher: train the WSDDN teacher (T-WDet) on image-level labels."""
+"""Rule teacher -> kdwsd.stages.teacher.teacher (arguments: the rule's named input, output, params and wildcards)."""
 
-from kdwsd.train.teacher import train_teacher
-from kdwsd.workflow import setup_step
+from kdwsd.stages import run_rule
+from kdwsd.stages.teacher import teacher
 
-snakemake = globals()["snakemake"]
-setup_step(snakemake, "teacher")
-p = snakemake.params
-train_teacher(p.cfg, p.data_dir, list(snakemake.input.proposals), snakemake.output.model, p.checkpoints,
-              snakemake.output.curve, p.norm, p.device)  # fmt: skip
+run_rule(globals()["snakemake"], teacher)

@@ -83,3 +83,10 @@ def iou_inclusive(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     union = area_a + area_b - inter
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.where(union > 0, union, 1.0), np.where(np.isnan(union), np.nan, 0.0))
+
+
+def frame_to_original(boxes: np.ndarray, orig_hw: tuple[int, int] | np.ndarray, frame: int) -> np.ndarray:
+    """Boxes float[..., 4] in the square ``frame``-pixel warp back to the original image's pixels
+    (``x · W / frame``, ``y · H / frame``): how the teacher's boxes are reported (CorLoc, figures)."""
+    h, w = orig_hw
+    return (boxes * np.array([w, h, w, h], np.float32) / frame).astype(np.float32)

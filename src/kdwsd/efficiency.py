@@ -1,4 +1,4 @@
-"""Stage: parameters, multiply-accumulates and measured throughput of the teacher and the student.
+"""Parameters, multiply-accumulates and measured throughput of the teacher and the student.
 
 MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one image (FLOPs / 2: convolutions and
 matrix products; RoI pooling, softmaxes and element-wise ops are not counted). Images/s is measured on the
@@ -21,9 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.proposals.store import ProposalStore
-from kdwsd.train.loop import autocast, pick_device
-from kdwsd.train.student import load_student, student_input
-from kdwsd.train.teacher import load_teacher
+from kdwsd.device import autocast, pick_device
+from kdwsd.models.student import load_student, student_input
+from kdwsd.models.teacher import load_teacher
 
 __all__ = ["count_macs", "count_parameters", "measure_efficiency"]
 
@@ -65,17 +65,17 @@ def _proposal_seconds_per_image(qc_csv: Path | str) -> float | None:
 @torch.no_grad()
 def measure_efficiency(
     teacher_path: Path | str, student_path: Path | str, qc_csv: Path | str, data_dir: Path | str,
-    split_name: str, proposal_shards: list[str], teacher_size: int, student_size: int, frame_size: int,
-    num_rois: int, norm: str, batches: int = 3, batch_size: int = 8, device: str = "auto",
+    split_name: str, proposal_shards: list[str], frame_size: int, student_size: int, rois: int, norm: str,
+    batches: int = 3, batch_size: int = 8, device: str = "auto",
 ) -> dict[str, Any]:  # fmt: skip
     """Return the ``efficiency.json`` dictionary (see the module docstring for what is measured)."""
     dev = pick_device(device)
     split = load_split(data_dir, split_name)
     teacher = load_teacher(teacher_path).to(dev)
     student = load_student(student_path).to(dev)
-    t_ds = MultiLabelImages(split, norm, ProposalStore(proposal_shards), max_rois=num_rois)
+    t_ds = MultiLabelImages(split, norm, ProposalStore(proposal_shards), rois=rois)
     s_ds = MultiLabelImages(split, norm)
-    t_batches = list(islice(ordered_loader(t_ds, teacher_size, False, batch_size), batches))
+    t_batches = list(islice(ordered_loader(t_ds, frame_size, False, batch_size), batches))
     s_batches = list(islice(ordered_loader(s_ds, frame_size, False, batch_size), batches))
     to_dev = lambda b: {k: v.to(dev) for k, v in b.items()}  # noqa: E731
     t_batches, s_batches = [to_dev(b) for b in t_batches], [to_dev(b) for b in s_batches]
@@ -98,7 +98,7 @@ def measure_efficiency(
         "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
         "threads": torch.get_num_threads(),
         "teacher": {
-            "parameters": count_parameters(teacher), "input_size": teacher_size,
+            "parameters": count_parameters(teacher), "input_size": frame_size,
             "rois_per_image": int(t_batches[0]["mask"][0].sum()), "macs_per_image": teacher_macs,
             "images_per_s_network": t_rate, "proposal_s_per_image": prop_s,
             "images_per_s_with_proposals": with_props,

@@ -1,4 +1,4 @@
-"""Stage: score a model on the evaluation split and write its metrics and per-class table."""
+"""Scoring a model on a prepared split: student predictions, metrics, per-class table, teacher CorLoc."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import Split, load_split
+from kdwsd.device import pick_device
+from kdwsd.distill.cache import TeacherCache
 from kdwsd.metrics import corloc, multilabel_metrics, per_class_table
-from kdwsd.train.loop import pick_device
-from kdwsd.train.student import load_student, student_input
+from kdwsd.models.student import load_student, student_input
 
 __all__ = ["evaluate_scores", "evaluate_teacher", "predict_student", "write_evaluation"]
 
@@ -90,8 +91,6 @@ def evaluate_teacher(
     ``CorLoc`` is the standard WSOD number on the training set (the detector's own images, image labels
     known); ``CorLoc_<split>`` is the same on the evaluation split.
     """
-    from kdwsd.distill.cache import TeacherCache
-
     split = load_split(data_dir, split_name)
     train = load_split(data_dir, "train")
     with np.load(outputs, allow_pickle=False) as f:

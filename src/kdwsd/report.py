@@ -12,15 +12,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from kdwsd.experiments import EXPERIMENTS, TEACHER_LABEL, model_name
+
 __all__ = ["ROW_LABELS", "make_run_plots", "summarise_runs", "write_summary"]
 
-ROW_LABELS = {
-    "baseline": "S-Cls w/o KD (baseline)",
-    "teacher": "T-WDet (WSDDN teacher)",
-    "kd_full": "S-Cls w/ KD (stage 1 + 2, the paper)",
-    "kd_feature": "S-Cls, feature KD only (stage 1)",
-    "kd_prediction": "S-Cls, prediction KD only (stage 2)",
-}
+# Table rows in the paper's Table 3 order (baseline, teacher, distilled), then the other experiments.
+ROW_LABELS = {"baseline": EXPERIMENTS["baseline"].label, "teacher": TEACHER_LABEL,
+              **{name: e.label for name, e in EXPERIMENTS.items() if name != "baseline"}}  # fmt: skip
 COLUMNS = ["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "CR_top3", "CF1_top3", "OP_top3",
            "OR_top3", "OF1_top3"]  # fmt: skip
 PAPER = {"COCO": {"baseline": 70.9, "teacher": 78.6, "kd_full": 74.6},
@@ -39,11 +37,11 @@ def _fmt(values: list[float]) -> str:
 def summarise_runs(metrics: dict[str, dict[str, Any]], experiments: list[str], seeds: list[int]) -> dict:
     """Group per-model metrics by experiment (over seeds): ``{row: {column: [values…]}}``."""
     rows: dict[str, dict[str, list[float]]] = {}
-    for name in ["baseline", "teacher", "kd_full", "kd_feature", "kd_prediction"]:
+    for name in ROW_LABELS:
         if name == "teacher":
             models = ["teacher"]
         elif name in experiments:
-            models = [name if s == seeds[0] else f"{name}_seed{s}" for s in seeds]
+            models = [model_name(name, s, seeds[0]) for s in seeds]
         else:
             continue
         found = [metrics[m] for m in models if m in metrics]

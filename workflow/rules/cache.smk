@@ -1,4 +1,4 @@
-# Stage 4: run the frozen teacher once; the students read only this cache.
+# Stage 4: run the frozen teacher once; the students read only this cache (kdwsd.stages.cache).
 
 
 rule teacher_cache:
@@ -7,15 +7,17 @@ rule teacher_cache:
         data=dataset_files(),
         train_proposals=proposal_shards("train"),
         eval_proposals=proposal_shards(EVAL),
-        code=lib("distill", "models", "data", "train", "boxes"),
+        code=lib("distill", "models", "data", "boxes", "stages", "device", "modelfile"),
     output:
         cache=directory(f"{RUN}/cache/train"),
         evaluation=f"{RUN}/cache/teacher_{EVAL}.npz",
     params:
-        data_dir=data_dir_of,
         eval_split=EVAL,
-        cfg=config["cache"],
-        num_rois=config["teacher"]["num_rois"],
+        frame=config["teacher"]["test_size"],
+        rois=config["teacher"]["rois"],
+        cached_rois=config["cache"]["rois"],
+        temperature=config["cache"]["temperature"],
+        objectness=config["cache"]["objectness"],
         norm=config["input_norm"],
         device=config["device"],
     threads: 2

@@ -1,11 +1,11 @@
-# Stage 1: the dataset, in the prepared layout of docs/formats.md §1.
+# Stage 1: the dataset, in the prepared layout of docs/formats.md §1 (kdwsd.stages.dataset).
 
 
 if config["dataset"]["name"] == "synthetic":
 
     rule synthetic_dataset:
         input:
-            code=lib("data", "boxes"),
+            code=lib("data", "boxes", "stages"),
         output:
             files=dataset_files(),
             images=directory(f"{DATA}/images"),
@@ -21,18 +21,18 @@ if config["dataset"]["name"] == "synthetic":
 
 else:
     # Real datasets: one download job per archive (skipped with dataset.use_existing), then preparation.
-    ARCHIVES = {} if config["dataset"].get("use_existing") else config["dataset"].get("archives", {})
-    DATA_ROOT = config["dataset"].get("root") or f"data/{config['dataset']['name']}"
+    ARCHIVES = {} if config["dataset"]["use_existing"] else config["dataset"]["archives"]
+    DATA_ROOT = config["dataset"]["root"] or f"data/{config['dataset']['name']}"
 
     rule download_archive:
         output:
-            f"{DATA_ROOT}/archives/{{filename}}",
+            archive=f"{DATA_ROOT}/archives/{{filename}}",
         params:
-            url=lambda w: archive_spec(w.filename).get("url"),
-            sha256=lambda w: archive_spec(w.filename).get("sha256"),
-            size=lambda w: archive_spec(w.filename).get("size"),
-            md5=lambda w: archive_spec(w.filename).get("md5"),
-            mirrors=lambda w: archive_spec(w.filename).get("mirrors") or [],
+            url=lambda w: archive_spec(w.filename)["url"],
+            sha256=lambda w: archive_spec(w.filename)["sha256"],
+            size=lambda w: archive_spec(w.filename)["size"],
+            md5=lambda w: archive_spec(w.filename)["md5"],
+            mirrors=lambda w: archive_spec(w.filename)["mirrors"],
         retries: 2
         resources:
             downloads=1,
@@ -41,12 +41,12 @@ else:
         log:
             f"{DATA_ROOT}/logs/download_{{filename}}.log",
         script:
-            "../../scripts/download.py"
+            "../../scripts/download_archive.py"
 
     rule prepare_dataset:
         input:
             archives=[archive_file(k) for k in ARCHIVES],
-            code=lib("data"),
+            code=lib("data", "stages"),
         output:
             files=dataset_files(),
             report=f"{DATA}/report.json",

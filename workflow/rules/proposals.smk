@@ -1,17 +1,18 @@
-# Stage 2: EdgeBoxes proposals, one Snakemake job per shard (a cluster spreads them), plus a QC table.
+# Stage 2: EdgeBoxes proposals, one Snakemake job per shard (a cluster spreads them), plus a QC table
+# (kdwsd.stages.proposals).
 
 
 rule proposals:
     input:
         data=dataset_files(),
-        code=lib("proposals", "data", "boxes"),
+        code=lib("proposals", "data", "boxes", "stages"),
     output:
-        shard=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
+        boxes=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
-        data_dir=data_dir_of,
-        cfg=config["proposals"],
-    threads: config["proposals"]["processes"]
+        max_boxes=config["proposals"]["max_boxes"],
+        params=config["proposals"]["params"],
+    threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
     log:
@@ -24,13 +25,11 @@ rule proposals_qc:
     input:
         data=dataset_files(),
         shards=[s for split in proposal_splits() for s in proposal_shards(split)],
-        code=lib("proposals", "data", "boxes"),
+        code=lib("proposals", "data", "boxes", "stages"),
     output:
-        report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
+        qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:
-        data_dir=data_dir_of,
         splits=proposal_splits(),
-        max_boxes=config["proposals"]["max_boxes"],
     conda:
         "../../envs/kdwsd.yaml"
     log:

@@ -1,4 +1,5 @@
-# Stage 7: the per-class improvement plot (paper Fig. 4), examples (Fig. 1) and the results table (Table 3).
+# Stage 7: the per-class improvement plot (paper Fig. 4), examples (Fig. 1) and the results table (Table 3)
+# (kdwsd.stages.report).
 
 
 rule plots:
@@ -10,7 +11,7 @@ rule plots:
         teacher_outputs=f"{RUN}/cache/teacher_{EVAL}.npz",
         data=dataset_files(),
         curves=[f"{RUN}/logs/teacher.csv"] + [f"{RUN}/logs/{m}.csv" for m in student_models()],
-        code=lib("report", "plots"),
+        code=lib("report", "plots", "stages", "experiments"),
     output:
         improvement=report(
             f"{RUN}/plots/per_class_improvement.png",
@@ -18,13 +19,12 @@ rule plots:
             category="Results",
         ),
         examples=report(f"{RUN}/plots/examples.png", caption="../report/examples.rst", category="Results"),
-        curves=report(
+        training_curves=report(
             f"{RUN}/plots/training_curves.png", caption="../report/training_curves.rst", category="Training"
         ),
     params:
-        data_dir=data_dir_of,
         split=EVAL,
-        examples=config["plots"]["examples"],
+        num_examples=config["plots"]["examples"],
         run=config["run"],
     conda:
         "../../envs/kdwsd.yaml"
@@ -39,12 +39,12 @@ rule summary:
         metrics=[f"{RUN}/metrics/{m}.json" for m in ["teacher", *student_models()]],
         efficiency=f"{RUN}/efficiency.json",
         qc=f"{RUN}/proposals/qc.csv",
-        code=lib("report"),
+        code=lib("report", "stages", "experiments"),
     output:
-        report(f"{RUN}/summary.md", caption="../report/summary.rst", category="Results"),
+        out=report(f"{RUN}/summary.md", caption="../report/summary.rst", category="Results"),
     params:
         run=config["run"],
-        experiments=EXPERIMENTS,
+        experiments=STUDENTS,
         seeds=SEEDS,
         split=EVAL,
     conda:

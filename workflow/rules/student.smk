@@ -1,17 +1,20 @@
-# Stage 5: student experiments. Stage 1 (feature KD) is shared by kd_feature and kd_full.
+# Stage 5: the student experiments (kdwsd.experiments); KD stage 1 is shared by those that use it
+# (kdwsd.stages.student).
 
 
 rule student_stage1:
     input:
         data=dataset_files(),
         cache=f"{RUN}/cache/train",
-        code=lib("train", "models", "data", "distill", "losses", "boxes"),
+        code=lib("train", "models", "data", "distill", "losses", "boxes", "stages", "device", "modelfile"),
     output:
         model=f"{RUN}/models/student_stage1_seed{{seed}}.pt",
         curve=f"{RUN}/logs/student_stage1_seed{{seed}}.csv",
     params:
-        data_dir=data_dir_of,
-        cfg=stage1_cfg(),
+        network=network("student"),
+        size=config["student"]["size"],
+        distilled_rois=config["student"]["stage1"]["rois"],
+        optim=config["student"]["stage1"]["optim"],
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
@@ -31,18 +34,24 @@ rule student:
         data=dataset_files(),
         stage1=stage1_input,
         cache=cache_input,
-        code=lib("train", "models", "data", "distill", "losses", "boxes"),
+        code=lib("train", "models", "data", "distill", "losses", "boxes", "stages", "device", "modelfile",
+                 "experiments"),
     output:
         model=f"{RUN}/models/{{model}}.pt",
         curve=f"{RUN}/logs/{{model}}.csv",
     params:
-        data_dir=data_dir_of,
-        cfg=stage2_cfg,
-        frame_size=config["cache"]["size"],
+        experiment=lambda w: experiment_of(w).name,
+        seed=lambda w: parse_model_name(w.model, SEEDS[0])[1],
+        network=network("student"),
+        size=config["student"]["size"],
+        frame=config["teacher"]["test_size"],
+        tau_lr_mult=config["student"]["tau_lr_mult"],
+        # Without prediction KD the loss is L_p alone: the weights do not reach (nor rerun) those students.
+        loss_weights=lambda w: config["student"]["loss_weights"] if experiment_of(w).prediction_kd else None,
+        optim=config["student"]["optim"],
+        stage1_optim=lambda w: config["student"]["stage1"]["optim"] if experiment_of(w).equal_compute else None,
         norm=config["input_norm"],
         device=config["device"],
-        experiment=lambda w: parse_model(w.model)[0],
-        seed=lambda w: parse_model(w.model)[1],
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",
     threads: 2
     resources:

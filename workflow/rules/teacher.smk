@@ -1,17 +1,21 @@
-# Stage 3: the WSDDN teacher (T-WDet), image-level labels only.
+# Stage 3: the WSDDN teacher (T-WDet), image-level labels only (kdwsd.stages.teacher).
 
 
 rule teacher:
     input:
         data=dataset_files(),
         proposals=proposal_shards("train"),
-        code=lib("train", "models", "data", "losses", "boxes", "proposals"),
+        code=lib("train", "models", "data", "losses", "boxes", "proposals", "stages", "device", "modelfile"),
     output:
         model=f"{RUN}/models/teacher.pt",
         curve=f"{RUN}/logs/teacher.csv",
     params:
-        data_dir=data_dir_of,
-        cfg=config["teacher"],
+        network=network("teacher"),
+        rois=config["teacher"]["rois"],
+        train_sizes=config["teacher"]["train_sizes"],
+        flip=config["teacher"]["flip"],
+        seed=config["teacher"]["seed"],
+        optim=config["teacher"]["optim"],
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=f"{RUN}/checkpoints/teacher",

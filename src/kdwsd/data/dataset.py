@@ -71,10 +71,10 @@ class MultiLabelImages(Dataset):
     Args:
         split: the prepared split; only ``paths``, ``sizes`` and ``labels`` are read (never boxes).
         norm: input normalisation (``caffe`` | ``torchvision``).
-        proposals: when given, each item carries its top ``max_rois`` proposals in the warped frame.
+        proposals: when given, each item carries its top ``rois`` proposals in the warped frame.
         cache: when given, each item carries the teacher's cached soft targets, RoIs (cache frame) and
             fc7 features for its orientation; the item ``size`` must equal ``cache.frame_size``.
-        cache_rois: how many of the cached RoIs to return (None = all cached).
+        distill_rois: how many of the cached RoIs to return (None = all cached).
     """
 
     def __init__(
@@ -82,9 +82,9 @@ class MultiLabelImages(Dataset):
         split: Split,
         norm: str,
         proposals: ProposalStore | None = None,
-        max_rois: int | None = None,
+        rois: int | None = None,
         cache: TeacherCache | None = None,
-        cache_rois: int | None = None,
+        distill_rois: int | None = None,
         with_features: bool = True,
     ) -> None:
         self.paths = split.paths
@@ -93,9 +93,9 @@ class MultiLabelImages(Dataset):
         self.labels = split.labels
         self.norm = norm
         self.proposals = proposals
-        self.max_rois = max_rois
+        self.rois = rois
         self.cache = cache
-        self.cache_rois = cache_rois
+        self.distill_rois = distill_rois
         self.with_features = with_features
         if proposals is not None:
             missing = [int(i) for i in self.image_ids if int(i) not in proposals]
@@ -118,8 +118,8 @@ class MultiLabelImages(Dataset):
         image_id = int(self.image_ids[index])
         if self.proposals is not None:
             boxes, scores = self.proposals.get(image_id)
-            if self.max_rois is not None:
-                boxes, scores = boxes[: self.max_rois], scores[: self.max_rois]
+            if self.rois is not None:
+                boxes, scores = boxes[: self.rois], scores[: self.rois]
             boxes = warp_boxes(boxes, tuple(self.sizes[index]), size)
             if flip:
                 boxes = flip_boxes(boxes, size)
@@ -128,7 +128,7 @@ class MultiLabelImages(Dataset):
         if self.cache is not None:
             if size != self.cache.frame_size:
                 raise ValueError(f"cached RoIs are in a {self.cache.frame_size}px frame, item asks {size}px")
-            entry = self.cache.get(image_id, orientation=int(flip), top=self.cache_rois,
+            entry = self.cache.get(image_id, orientation=int(flip), top=self.distill_rois,
                                    with_features=self.with_features)  # fmt: skip
             item["soft_targets"] = torch.from_numpy(entry["soft_targets"])
             item["boxes"] = torch.from_numpy(entry["rois"])

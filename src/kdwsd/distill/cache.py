@@ -18,8 +18,9 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
+from kdwsd.boxes import frame_to_original
+from kdwsd.device import autocast
 from kdwsd.models.teacher import WSDDN, objectness, wsddn_scores
-from kdwsd.train.loop import autocast
 
 __all__ = ["TeacherCache", "run_teacher", "write_teacher_cache"]
 
@@ -63,8 +64,8 @@ def write_teacher_cache(
     sizes_hw: np.ndarray,
     out_dir: Path | str,
     frame_size: int,
-    top_k: int | None,
-    num_rois: int,
+    rois: int | None,
+    max_rois: int,
     t_soft: float,
     objectness_mode: str,
     shard_size: int,
@@ -76,7 +77,8 @@ def write_teacher_cache(
     Args:
         batches_by_orientation: two iterables (orientation 0 and 1) of collated batches covering the
             images in order (``batch["index"]`` gives the rows), at side ``frame_size``.
-        top_k: RoIs kept per image and orientation, ranked by objectness (None = all ``num_rois``).
+        rois: RoIs kept per image and orientation, ranked by objectness (None = all ``max_rois``, the
+            teacher's input count).
         sizes_hw: int[N, 2] original sizes, to express ``class_boxes`` in original pixels.
     Returns:
         the index dictionary (also written to ``index.json``).
@@ -85,7 +87,7 @@ def write_teacher_cache(
     tmp_dir = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
-    k = num_rois if top_k is None else min(top_k, num_rois)
+    k = max_rois if rois is None else min(rois, max_rois)
     d, c = teacher.head.out_features, teacher.fc8_c.out_features
     shards, arrays = [], []
     for s, start in enumerate(range(0, num_images, shard_size)):
@@ -121,15 +123,14 @@ def write_teacher_cache(
                 a["features"][j, orientation, :valid] = res["fc7"][row, sel].numpy().astype(np.float16)
                 if orientation == 0:
                     best = res["region_scores"][row].argmax(dim=0)  # [C] best RoI per class
-                    boxes = batch["boxes"][row, best].numpy()
-                    h, w = sizes_hw[index]
-                    a["class_boxes"][j] = boxes * np.array([w, h, w, h], np.float32) / frame_size
+                    a["class_boxes"][j] = frame_to_original(batch["boxes"][row, best].numpy(), sizes_hw[index],
+                                                            frame_size)  # fmt: skip
     for a in arrays:
         for arr in a.values():
             arr.flush()
     index = {
         "format": "kdwsd-teacher-cache-v1", "num_images": num_images, "num_classes": c, "feature_dim": d,
-        "top_k": k, "frame_size": frame_size, "t_soft": t_soft, "objectness": objectness_mode,
+        "rois": k, "frame_size": frame_size, "t_soft": t_soft, "objectness": objectness_mode,
         "orientations": ["as_is", "mirrored"], "shards": shards,
     }  # fmt: skip
     (tmp_dir / "index.json").write_text(json.dumps(index, indent=2))
@@ -151,7 +152,7 @@ class TeacherCache:
         if self.index.get("format") != "kdwsd-teacher-cache-v1":
             raise ValueError(f"{index_path}: unknown cache format {self.index.get('format')!r}")
         self.frame_size: int = int(self.index["frame_size"])
-        self.top_k: int = int(self.index["top_k"])
+        self.rois: int = int(self.index["rois"])
         self.feature_dim: int = int(self.index["feature_dim"])
         self.shards = [
             {name: np.load(self.dir / s["dir"] / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
@@ -191,65 +192,3 @@ class TeacherCache:
         """float32[N, C, 4] the teacher's best box per class (original pixels), for CorLoc."""
         return np.stack([self.shards[self.lookup[int(i)][0]]["class_boxes"][self.lookup[int(i)][1]]
                          for i in image_ids])  # fmt: skip
-
-
-def cache_teacher_outputs(
-    teacher_model: Path | str,
-    data_dir: Path | str,
-    train_proposals: list[str],
-    eval_split: str,
-    eval_proposals: list[str],
-    cfg: dict[str, Any],
-    num_rois: int,
-    norm: str,
-    out_dir: Path | str,
-    out_eval: Path | str,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Stage: run the frozen teacher (eval mode) once.
-
-    Writes the training-set cache at ``cfg["size"]`` for both orientations with soft targets at
-    temperature ``cfg["temperature"]``, and the evaluation-split outputs (``out_eval``, an ``.npz``: image
-    scores at t = 1, top-10 boxes by objectness and the best box per class, in original pixels).
-    """
-    from kdwsd.data.dataset import MultiLabelImages, ordered_loader
-    from kdwsd.data.prepared import load_split
-    from kdwsd.proposals.store import ProposalStore
-    from kdwsd.train.loop import pick_device
-    from kdwsd.train.teacher import load_teacher
-
-    dev = pick_device(device)
-    teacher = load_teacher(teacher_model).to(dev)
-    size, bs, workers = int(cfg["size"]), int(cfg["batch_size"]), int(cfg.get("loader_workers", 0))
-    top_k = None if cfg["top_k"] == "all" else int(cfg["top_k"])
-
-    train = load_split(data_dir, "train")
-    ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), max_rois=num_rois)
-    index = write_teacher_cache(
-        teacher, [ordered_loader(ds, size, flip, bs, workers) for flip in (False, True)], len(train),
-        train.image_ids, train.sizes, out_dir, size, top_k, num_rois, float(cfg["temperature"]),
-        cfg["objectness"], int(cfg["shard_size"]), dev,
-    )  # fmt: skip
-
-    split = load_split(data_dir, eval_split)
-    ds = MultiLabelImages(split, norm, ProposalStore(eval_proposals), max_rois=num_rois)
-    n, c = len(split), len(split.classes)
-    scores = np.zeros((n, c), np.float32)
-    top_boxes = np.full((n, 10, 4), np.nan, np.float32)
-    class_boxes = np.zeros((n, c, 4), np.float32)
-    for batch in tqdm(ordered_loader(ds, size, False, bs, workers), desc=f"teacher on {eval_split}"):
-        res = run_teacher(teacher, batch, 1.0, cfg["objectness"], dev)
-        for row, i in enumerate(batch["index"].tolist()):
-            h, w = split.sizes[i]
-            to_orig = np.array([w, h, w, h], np.float32) / size
-            boxes = batch["boxes"][row].numpy()
-            valid = int(batch["mask"][row].sum())
-            order = torch.argsort(res["objectness"][row, :valid], descending=True)[:10].numpy()
-            top_boxes[i, : len(order)] = boxes[order] * to_orig
-            class_boxes[i] = boxes[res["region_scores"][row, :valid].argmax(dim=0).numpy()] * to_orig
-            scores[i] = res["scores"][row].numpy()
-    out_eval = Path(out_eval)
-    tmp = out_eval.with_name(out_eval.stem + ".tmp.npz")
-    np.savez(tmp, image_ids=split.image_ids, scores=scores, top_boxes=top_boxes, class_boxes=class_boxes)
-    os.replace(tmp, out_eval)
-    return index

@@ -92,8 +92,8 @@ class RoIHead(nn.Module):
 def network_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     """Constructor arguments shared by the teacher and the student, from a ``teacher``/``student`` section."""
     return {
-        "backbone": cfg["backbone"], "pretrained": cfg.get("pretrained", "none"),
-        "widths": tuple(cfg["widths"]) if cfg.get("widths") else None, "roi_size": cfg["roi_size"],
+        "backbone": cfg["backbone"], "pretrained": cfg["pretrained"],
+        "widths": tuple(cfg["widths"]) if cfg["widths"] else None, "roi_size": cfg["roi_size"],
         "hidden": cfg["hidden"], "dropout": cfg["dropout"], "box_score_scale": cfg["box_score"]["scale"],
         "box_score_bias": cfg["box_score"]["bias"], "roi_op": cfg["roi_op"],
     }  # fmt: skip

@@ -3,13 +3,17 @@ feature-level distillation and the learnable per-class inverse temperature τ of
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kdwsd.models.heads import RoINetwork, xavier_linear
+from kdwsd.modelfile import load_model_file
+from kdwsd.models.heads import RoINetwork, network_kwargs, xavier_linear
 
-__all__ = ["StudentClassifier"]
+__all__ = ["StudentClassifier", "build_student", "load_student", "student_input"]
 
 
 class StudentClassifier(RoINetwork):
@@ -65,3 +69,24 @@ class StudentClassifier(RoINetwork):
     def head_prefixes() -> tuple[str, ...]:
         """Newly initialised classifier (Caffe lr_mult 10)."""
         return ("fc8.",)
+
+
+def student_input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """float[B, 3, S, S] at the teacher frame -> float[B, 3, size, size] (Caffe ``Interp`` semantics:
+    bilinear, ``align_corners=True``, no antialiasing)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
+
+
+def build_student(cfg: dict[str, Any], num_classes: int) -> StudentClassifier:
+    """A student from the ``student`` config section."""
+    return StudentClassifier(num_classes, tau_init=cfg["tau_init"], **network_kwargs(cfg))
+
+
+def load_student(path: Path | str) -> StudentClassifier:
+    """Rebuild a trained student from its model file, in eval mode."""
+    state = load_model_file(path)
+    model = StudentClassifier(pretrained="none", **state["arch"])
+    model.load_state_dict(state["model"])
+    return model.eval()

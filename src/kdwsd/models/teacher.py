@@ -8,12 +8,15 @@ sum over regions = image-level scores in (0, 1). Trained with binary cross-entro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from kdwsd.models.heads import RoINetwork, xavier_linear
+from kdwsd.modelfile import load_model_file
+from kdwsd.models.heads import RoINetwork, network_kwargs, xavier_linear
 
-__all__ = ["WSDDN", "WSDDNOutput", "objectness", "wsddn_scores"]
+__all__ = ["WSDDN", "WSDDNOutput", "build_teacher", "load_teacher", "objectness", "wsddn_scores"]
 
 
 @dataclass
@@ -111,3 +114,16 @@ class WSDDN(RoINetwork):
     def head_prefixes() -> tuple[str, ...]:
         """Parameter-name prefixes of the newly initialised classifier heads (Caffe lr_mult 10)."""
         return ("fc8_c.", "fc8_d.")
+
+
+def build_teacher(cfg: dict[str, Any], num_classes: int) -> WSDDN:
+    """A WSDDN from the ``teacher`` config section."""
+    return WSDDN(num_classes, **network_kwargs(cfg))
+
+
+def load_teacher(path: Path | str) -> WSDDN:
+    """Rebuild a trained teacher from its model file (no pretrained download needed), in eval mode."""
+    state = load_model_file(path)
+    model = WSDDN(pretrained="none", **state["arch"])
+    model.load_state_dict(state["model"])
+    return model.eval()

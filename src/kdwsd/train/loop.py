@@ -1,6 +1,6 @@
 """The one training loop used by the teacher and every student experiment.
 
-Device auto-selection (CUDA when present, bf16 autocast there), seeding, Caffe-style per-parameter
+Seeding, Caffe-style per-parameter
 learning-rate / decay multipliers, a step learning-rate schedule, a resumable checkpoint at the end of each
 epoch (kept outside Snakemake's declared outputs), tqdm progress and a CSV + text log.
 """
@@ -17,7 +17,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from kdwsd.device import autocast
+
 __all__ = [
     "OptimConfig",
-    "autocast",
     "caffe_param_groups",
     "clear_checkpoint",
     "file_fingerprint",
     "fit",
-    "load_model_file",
-    "pick_device",
-    "save_model_file",
     "seed_everything",
 ]
 
@@ -46,39 +44,30 @@ StepFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, dict[str, float]]]
 
 @dataclass
 class OptimConfig:
-    """Optimiser knobs (a ``*.optim`` section of the config)."""
+    """Optimiser knobs: a ``*.optim`` config section, whose types, defaults and meanings the config schema
+    (``workflow/schemas/config.schema.yaml``, ``$defs/optim``) owns."""
 
-    epochs: int = 10
-    batch_size: int = 8
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_steps: list[int] = field(default_factory=list)  # epochs after which lr ×= lr_gamma
-    lr_gamma: float = 0.1
-    warmup_iters: int = 0
-    grad_clip: float | None = None
-    head_lr_mult: float = 10.0  # Caffe lr_mult of new classifier heads (decay_mult = this too)
-    bias_lr_mult: float = 2.0  # Caffe lr_mult of biases (no decay)
+    epochs: int
+    batch_size: int
+    optimizer: str  # sgd | adamw
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_steps: list[int]  # epochs after which lr ×= lr_gamma
+    lr_gamma: float
+    warmup_iters: int
+    grad_clip: float | None
+    head_lr_mult: float  # Caffe lr_mult of new classifier heads (decay_mult = this too)
+    bias_lr_mult: float  # Caffe lr_mult of biases (no decay)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"unknown optimiser keys: {sorted(unknown)}")
+        fields = set(cls.__dataclass_fields__)
+        unknown, missing = set(d) - fields, fields - set(d)
+        if unknown or missing:
+            raise KeyError(f"optimiser section: unknown keys {sorted(unknown)}, missing keys {sorted(missing)} "
+                           "(a config validated against the schema has every key)")
         return cls(**d)
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
-    """bf16 autocast on CUDA; a disabled context elsewhere (evaluation scores are computed in fp32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
 
 def seed_everything(seed: int) -> None:
@@ -157,27 +146,6 @@ def clear_checkpoint(checkpoint_dir: Path | str) -> None:
         (d / name).unlink(missing_ok=True)
     if d.is_dir() and not any(d.iterdir()):
         d.rmdir()
-
-
-def save_model_file(path: Path | str, model: nn.Module, extra: dict[str, Any]) -> None:
-    """Atomically write ``{"model": state_dict, "arch": model.arch, **extra}`` (see docs/formats.md §3)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model": state, "arch": getattr(model, "arch", {}), **extra}, tmp)
-    os.replace(tmp, path)
-
-
-def load_model_file(path: Path | str) -> dict[str, Any]:
-    """Load a model file safely (``weights_only=True``), naming the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot load model file {path}: {exc}") from exc
 
 
 def fit(

@@ -1,0 +1,69 @@
+"""Stage of ``workflow/rules/cache.smk``: run the frozen teacher once; the students read only this cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kdwsd.stages.dataset import prepared_dir
+
+__all__ = ["teacher_cache"]
+
+
+def teacher_cache(
+    *, teacher: str, data: list[str], train_proposals: list[str], eval_proposals: list[str], cache: str,
+    evaluation: str, eval_split: str, frame: int, rois: int, cached_rois: int | str, temperature: float,
+    objectness: str, norm: str, device: str, teacher_batch_size: int = 16, cache_shard_size: int = 1000,
+    loader_workers: int = 0,
+) -> None:  # fmt: skip
+    """Run the eval-mode teacher at its single-scale ``frame``.
+
+    Writes the training-set cache ``cache`` (docs/formats.md §4) for both orientations: soft targets at
+    ``temperature`` on both softmaxes, the top ``cached_rois`` RoIs by objectness with their fc7 features;
+    and ``evaluation`` (an ``.npz`` for the ``eval_split``: image scores at t = 1, the top-10 boxes by
+    objectness and the best box per class, in original pixels).
+    """
+    from kdwsd.boxes import frame_to_original
+    from kdwsd.data.dataset import MultiLabelImages, ordered_loader
+    from kdwsd.data.prepared import load_split
+    from kdwsd.device import pick_device
+    from kdwsd.distill.cache import run_teacher, write_teacher_cache
+    from kdwsd.models.teacher import load_teacher
+    from kdwsd.proposals.store import ProposalStore
+
+    dev = pick_device(device)
+    model = load_teacher(teacher).to(dev)
+    data_dir, bs = prepared_dir(data), teacher_batch_size
+    kept = None if cached_rois == "all" else int(cached_rois)
+
+    train = load_split(data_dir, "train")
+    ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), rois=rois)
+    write_teacher_cache(
+        model, [ordered_loader(ds, frame, flip, bs, loader_workers) for flip in (False, True)], len(train),
+        train.image_ids, train.sizes, cache, frame, kept, rois, temperature, objectness, cache_shard_size, dev,
+    )  # fmt: skip
+
+    split = load_split(data_dir, eval_split)
+    ds = MultiLabelImages(split, norm, ProposalStore(eval_proposals), rois=rois)
+    n, c = len(split), len(split.classes)
+    scores = np.zeros((n, c), np.float32)
+    top_boxes = np.full((n, 10, 4), np.nan, np.float32)
+    class_boxes = np.zeros((n, c, 4), np.float32)
+    for batch in tqdm(ordered_loader(ds, frame, False, bs, loader_workers), desc=f"teacher on {eval_split}"):
+        res = run_teacher(model, batch, 1.0, objectness, dev)
+        for row, i in enumerate(batch["index"].tolist()):
+            boxes = batch["boxes"][row].numpy()
+            valid = int(batch["mask"][row].sum())
+            order = torch.argsort(res["objectness"][row, :valid], descending=True)[:10].numpy()
+            top_boxes[i, : len(order)] = frame_to_original(boxes[order], split.sizes[i], frame)
+            best = res["region_scores"][row, :valid].argmax(dim=0).numpy()
+            class_boxes[i] = frame_to_original(boxes[best], split.sizes[i], frame)
+            scores[i] = res["scores"][row].numpy()
+    out = Path(evaluation)
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    np.savez(tmp, image_ids=split.image_ids, scores=scores, top_boxes=top_boxes, class_boxes=class_boxes)
+    os.replace(tmp, out)

@@ -1,0 +1,118 @@
+"""Stages of ``workflow/rules/student.smk``: KD stage 1 (shared by the students that use it) and stage 2."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kdwsd.stages.dataset import prepared_dir
+
+__all__ = ["equal_compute_optim", "student", "student_stage1"]
+
+
+def student_stage1(
+    *, data: list[str], cache: str, model: str, curve: str, seed: str | int, network: dict[str, Any], size: int,
+    distilled_rois: int | str, optim: dict[str, Any], norm: str, device: str, checkpoints: str,
+    loader_workers: int = 0,
+) -> None:  # fmt: skip
+    """KD stage 1, RoI-feature distillation (paper Eq. 3): the student's RoI fc7 regressed on the cached
+    teacher fc7 of the top ``distilled_rois`` cached RoIs. No classifier, no labels."""
+    from kdwsd.data.dataset import MultiLabelImages
+    from kdwsd.data.prepared import load_split
+    from kdwsd.distill.cache import TeacherCache
+    from kdwsd.models.student import build_student
+    from kdwsd.train.loop import OptimConfig, file_fingerprint
+    from kdwsd.train.recipe import train_and_save
+    from kdwsd.train.student import stage1_step
+
+    seed = int(seed)
+    data_dir = prepared_dir(data)
+    split = load_split(data_dir, "train")
+    teacher_cache = TeacherCache(cache)
+    if teacher_cache.feature_dim != network["hidden"]:
+        raise ValueError(f"student.hidden ({network['hidden']}) must equal the teacher's fc7 width "
+                         f"({teacher_cache.feature_dim}) for feature distillation")  # fmt: skip
+    rois = None if distilled_rois == "all" else int(distilled_rois)
+    dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois)
+
+    def build() -> Any:
+        m = build_student(network, len(split.classes))
+        m.fc8.requires_grad_(False)  # stage 1 has no classifier
+        m.tau.requires_grad_(False)
+        return m
+
+    recipe = {"network": network, "size": size, "distilled_rois": distilled_rois, "optim": optim, "norm": norm}
+    train_and_save(
+        build=build, dataset=dataset, sizes=[teacher_cache.frame_size], flip=True, seed=seed,
+        optim=OptimConfig.from_dict(optim), step=stage1_step(size, teacher_cache.frame_size), head_prefixes=(),
+        lr_mults=None, device=device, checkpoint_dir=checkpoints, curve=curve, out_model=model,
+        fingerprint={"stage1": recipe, "seed": seed, "inputs": file_fingerprint([data_dir, cache])},
+        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed},
+        loader_workers=loader_workers, desc="student stage 1",
+    )  # fmt: skip
+
+
+def equal_compute_optim(optim: dict[str, Any], stage1_optim: dict[str, Any], num_images: int) -> dict[str, Any]:
+    """The stage-2 schedule lengthened by as many epochs as stage 1's optimiser steps take at the stage-2
+    batch size (rounded up), with the learning-rate steps shifted by the same number of epochs: the
+    equal-compute control of the ``baseline_long`` experiment."""
+    stage1_steps = stage1_optim["epochs"] * math.ceil(num_images / stage1_optim["batch_size"])
+    extra = math.ceil(stage1_steps / math.ceil(num_images / optim["batch_size"]))
+    return {**optim, "epochs": optim["epochs"] + extra, "lr_steps": [s + extra for s in optim["lr_steps"]]}
+
+
+def student(
+    *, data: list[str], stage1: list[str], cache: list[str], model: str, curve: str, experiment: str,
+    seed: int, network: dict[str, Any], size: int, frame: int, tau_lr_mult: float,
+    loss_weights: dict[str, float] | None,
+    optim: dict[str, Any], stage1_optim: dict[str, Any] | None, norm: str, device: str, checkpoints: str,
+    loader_workers: int = 0,
+) -> None:  # fmt: skip
+    """Stage 2 of one experiment (:data:`kdwsd.experiments.EXPERIMENTS`): label training, plus prediction KD
+    (paper Eqs. 5 + 10) for the experiments that use it, starting from the ``stage1`` student for those that
+    run stage 1. ``cache`` is empty for experiments without prediction KD, ``stage1`` for those without
+    stage 1; ``stage1_optim`` is used by the equal-compute baseline only."""
+    from kdwsd.data.dataset import MultiLabelImages
+    from kdwsd.data.prepared import load_split
+    from kdwsd.distill.cache import TeacherCache
+    from kdwsd.experiments import experiment as lookup
+    from kdwsd.models.student import StudentClassifier, build_student
+    from kdwsd.train.loop import OptimConfig, file_fingerprint
+    from kdwsd.train.recipe import train_and_save
+    from kdwsd.train.student import init_from_stage1, stage2_step
+
+    exp = lookup(experiment)
+    if exp.stage1 != bool(stage1) or exp.prediction_kd != bool(cache):
+        raise ValueError(f"experiment '{experiment}' needs stage1={exp.stage1}, cache={exp.prediction_kd}; "
+                         f"the rule gave stage1={stage1}, cache={cache}")  # fmt: skip
+    data_dir = prepared_dir(data)
+    split = load_split(data_dir, "train")
+    teacher_cache = TeacherCache(cache[0]) if exp.prediction_kd else None
+    dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=0, with_features=False)
+    if exp.equal_compute:
+        if stage1_optim is None:
+            raise ValueError(f"experiment '{experiment}' needs stage1_optim (the schedule it matches)")
+        optim = equal_compute_optim(optim, stage1_optim, len(split))
+
+    def build() -> StudentClassifier:
+        m = build_student(network, len(split.classes))
+        if exp.stage1:
+            init_from_stage1(m, stage1[0])
+        if not exp.prediction_kd:
+            m.tau.requires_grad_(False)
+        return m
+
+    weights = loss_weights if exp.prediction_kd and loss_weights else {"label": 1.0, "kd": 0.0}
+    recipe = {"network": network, "size": size, "frame": frame, "tau_lr_mult": tau_lr_mult, "loss_weights": weights,
+              "optim": optim, "norm": norm}  # fmt: skip
+    train_and_save(
+        build=build, dataset=dataset, sizes=[frame], flip=True, seed=seed, optim=OptimConfig.from_dict(optim),
+        step=stage2_step(size, weights["label"], weights["kd"], exp.prediction_kd),
+        head_prefixes=StudentClassifier.head_prefixes(), lr_mults={"tau": (tau_lr_mult, 0.0)}, device=device,
+        checkpoint_dir=checkpoints, curve=curve, out_model=model,
+        fingerprint={"student": recipe, "experiment": experiment, "seed": seed,
+                     "inputs": file_fingerprint([data_dir, *cache, *stage1])},
+        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed, "experiment": experiment,
+                  "frame_size": frame},
+        loader_workers=loader_workers, desc=experiment,
+    )  # fmt: skip

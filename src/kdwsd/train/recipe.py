@@ -1,0 +1,60 @@
+"""The training recipe shared by the teacher and every student: seed, build, param groups, fit, save."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from kdwsd.data.dataset import MultiLabelImages, epoch_loader
+from kdwsd.device import pick_device
+from kdwsd.modelfile import save_model_file
+from kdwsd.train.loop import OptimConfig, StepFn, caffe_param_groups, clear_checkpoint, fit, seed_everything
+
+__all__ = ["train_and_save"]
+
+log = logging.getLogger("kdwsd.train")
+
+
+def train_and_save(
+    *,
+    build: Callable[[], nn.Module],
+    dataset: MultiLabelImages,
+    sizes: Sequence[int],
+    flip: bool,
+    seed: int,
+    optim: OptimConfig,
+    step: StepFn,
+    head_prefixes: Sequence[str],
+    lr_mults: dict[str, tuple[float, float]] | None,
+    device: str,
+    checkpoint_dir: Path | str,
+    curve: Path | str,
+    out_model: Path | str,
+    fingerprint: Any,
+    metadata: dict[str, Any],
+    loader_workers: int,
+    desc: str,
+) -> nn.Module:
+    """Seed everything, ``build()`` the model (after seeding: its initialisation is part of the seed), train
+    it with :func:`~kdwsd.train.loop.fit` (Caffe lr/decay multipliers, resumable) and write ``out_model``.
+
+    Args:
+        build: returns the model, with parameters that must not train already frozen.
+        sizes, flip: the square sides drawn per mini-batch and random mirroring (the sampler's).
+        lr_mults: exact parameter names -> ``(lr_mult, decay_mult)`` (e.g. the student's τ).
+        metadata: stored in the model file next to the weights (docs/formats.md §3).
+    """
+    seed_everything(seed)
+    dev = pick_device(device)
+    batches = epoch_loader(dataset, optim.batch_size, sizes, flip, seed, loader_workers)
+    model = build()
+    log.info("%s: %d train images, device %s", desc, len(dataset), dev)
+    groups = caffe_param_groups(model, optim, head_prefixes, lr_mults)
+    fit(model, step, batches, optim, groups, checkpoint_dir, curve, dev, fingerprint=fingerprint, desc=desc)
+    save_model_file(out_model, model, metadata)
+    clear_checkpoint(checkpoint_dir)
+    return model
