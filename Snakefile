@@ -7,12 +7,8 @@ from snakemake.utils import min_version
 
 min_version("8.8")
 
-# The library, importable by this file and by every job, with or without `pip install -e .` (e.g. in the
-# conda environment of envs/kdwsd.yaml, which holds only the dependencies).
+# The workflow's own copy of the library (kdwsd.experiments names the students), installed or not.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH")) if p
-)
 
 
 # Each file in config/ is self-contained: the embedded default is read only when no --configfile is given

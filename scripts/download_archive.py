@@ -1,4 +1,4 @@
-"""Rule download_archive -> kdwsd.stages.dataset.download_archive (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule download_archive: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.dataset import download_archive

@@ -1,4 +1,4 @@
-"""Rule efficiency -> kdwsd.stages.evaluate.efficiency (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule efficiency: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.evaluate import efficiency

@@ -1,4 +1,4 @@
-"""Rule evaluate_student -> kdwsd.stages.evaluate.evaluate_student (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule evaluate_student: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.evaluate import evaluate_student

@@ -1,4 +1,4 @@
-"""Rule plots -> kdwsd.stages.report.plots (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule plots: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.report import plots

@@ -1,4 +1,4 @@
-"""Rule prepare_dataset -> kdwsd.stages.dataset.prepare_dataset (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule prepare_dataset: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.dataset import prepare_dataset

@@ -1,4 +1,4 @@
-"""Rule proposals -> kdwsd.stages.proposals.proposals (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule proposals: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.proposals import proposals

@@ -1,4 +1,4 @@
-"""Rule proposals_qc -> kdwsd.stages.proposals.proposals_qc (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule proposals_qc: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.proposals import proposals_qc

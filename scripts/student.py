@@ -1,4 +1,4 @@
-"""Rule student -> kdwsd.stages.student.student (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule student: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.student import student

@@ -1,4 +1,4 @@
-"""Rule student_stage1 -> kdwsd.stages.student.student_stage1 (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule student_stage1: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.student import student_stage1

@@ -1,4 +1,4 @@
-"""Rule synthetic_dataset -> kdwsd.stages.dataset.synthetic_dataset (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule synthetic_dataset: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.dataset import synthetic_dataset

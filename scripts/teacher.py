@@ -1,4 +1,4 @@
-"""Rule teacher -> kdwsd.stages.teacher.teacher (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule teacher: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.teacher import teacher

@@ -1,4 +1,4 @@
-"""Rule teacher_cache -> kdwsd.stages.cache.teacher_cache (arguments: the rule's named input, output, params and wildcards)."""
+"""Rule teacher_cache: calls the stage function of the same name with the rule's files, params and wildcards."""
 
 from kdwsd.stages import run_rule
 from kdwsd.stages.cache import teacher_cache

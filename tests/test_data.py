@@ -96,7 +96,7 @@ class _Proposals:
 
 def test_items_warp_and_flip_boxes(tiny_dataset):
     split = load_split(tiny_dataset, "train")
-    ds = MultiLabelImages(split, "caffe", _Proposals(split), max_rois=2)
+    ds = MultiLabelImages(split, "caffe", _Proposals(split), rois=2)
     plain, flipped = ds[(0, 32, False)], ds[(0, 32, True)]
     assert plain["image"].shape == (3, 32, 32)
     assert torch.equal(flipped["image"], plain["image"].flip(-1))
@@ -116,7 +116,7 @@ def test_training_items_never_read_ground_truth_boxes(tiny_dataset):
 
     split = load_split(tiny_dataset, "train")
     split.gt_boxes = Forbidden()
-    ds = MultiLabelImages(split, "torchvision", _Proposals(split), max_rois=2)
+    ds = MultiLabelImages(split, "torchvision", _Proposals(split), rois=2)
     sampler = ScaleBatchSampler(len(ds), 4, [32, 48], flip=True, seed=0)
     for keys in sampler:
         collate([ds[k] for k in keys])

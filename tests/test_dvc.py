@@ -120,7 +120,7 @@ def test_push_delete_pull_is_bit_identical(repo: Path, tmp_path: Path) -> None:
     assert_nothing_to_do(repo)
     assert tree_sha256(repo) == before  # the restore step only touches
     config = read_config(repo)
-    config["teacher"]["num_rois"] = 16  # with the metadata recorded again, a knob change is seen
+    config["teacher"]["rois"] = 16  # with the metadata recorded again, a knob change is seen
     with edited(repo / "config" / "config.yaml", yaml.safe_dump(config, sort_keys=False)):
         assert {"teacher", "teacher_cache", "evaluate_teacher", "efficiency"} <= set(stale_jobs(repo))
     assert_nothing_to_do(repo)

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "config" / "config.yaml"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(TINY), *args]
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(DEFAULT), str(TINY),
+           *args]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -59,7 +61,7 @@ def test_every_output_is_produced(tiny_run: Path):
     assert set(qc) == {"train", "test"}
     assert 0.0 <= float(qc["test"]["recall_0.7"]) <= 1.0
     index = json.loads((tiny_run / "cache" / "train" / "index.json").read_text())
-    assert index["num_images"] == 24 and index["top_k"] == 8 and index["t_soft"] == 0.5
+    assert index["num_images"] == 24 and index["rois"] == 8 and index["t_soft"] == 0.5
     # interrupted-run checkpoints are cleaned once the final models exist
     assert not any((tiny_run / "checkpoints").rglob("last.pt")) if (tiny_run / "checkpoints").exists() else True
     assert (tiny_run / "logs" / "teacher.log").read_text().count("epoch 2/2") == 1

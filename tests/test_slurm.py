@@ -110,7 +110,7 @@ SCRATCH_RE = r"\[job (\S+)\] starting from scratch"
 
 def config_args(*extra: Path) -> list[str]:
     """--configfile tiny.yaml [overrides...] (YAML files: --config would turn nested numbers into strings)."""
-    return ["--configfile", str(TINY), *map(str, extra)]
+    return ["--configfile", str(REPO / "config" / "config.yaml"), str(TINY), *map(str, extra)]
 
 
 # ---------------------------------------------------------------------------- helpers

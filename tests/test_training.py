@@ -2,15 +2,26 @@
 
 import csv
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from kdwsd.distill.cache import TeacherCache, write_teacher_cache
 from kdwsd.models.teacher import WSDDN
 from kdwsd.train.loop import OptimConfig, caffe_param_groups, clear_checkpoint, fit
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def optim_config(**values) -> OptimConfig:
+    """An optimiser section as the workflow builds it: the given keys plus the schema's defaults."""
+    props = yaml.safe_load(SCHEMA.read_text())["$defs"]["optim"]["properties"]
+    defaults = {k: v["default"] for k, v in props.items() if "default" in v}
+    return OptimConfig.from_dict({"epochs": 1, "batch_size": 4, **defaults, **values})
 
 
 class Toy(nn.Module):
@@ -34,7 +45,7 @@ def _step(model, batch):
 
 
 def test_caffe_param_groups_multipliers():
-    cfg = OptimConfig(lr=0.1, weight_decay=0.01)
+    cfg = optim_config(lr=0.1, weight_decay=0.01)
     groups = caffe_param_groups(Toy(), cfg, ("fc8.",), {"tau": (10.0, 0.0)})
     by_mult = {(g["lr_mult"], g["weight_decay"]): len(g["params"]) for g in groups}
     assert by_mult == {(1.0, 0.01): 1, (2.0, 0.0): 1, (10.0, 0.1): 1, (20.0, 0.0): 1, (10.0, 0.0): 1}
@@ -43,7 +54,7 @@ def test_caffe_param_groups_multipliers():
 def _train(tmp_path, epochs, step=_step):
     torch.manual_seed(0)
     model = Toy()
-    cfg = OptimConfig(epochs=epochs, lr=0.05, lr_steps=[3])
+    cfg = optim_config(epochs=epochs, lr=0.05, lr_steps=[3])
     groups = caffe_param_groups(model, cfg, ("fc8.",))
     fit(model, step, _batches, cfg, groups, tmp_path / "ckpt", tmp_path / "log.csv", torch.device("cpu"),
         fingerprint={"toy": 1}, desc="toy")  # fmt: skip
@@ -80,7 +91,7 @@ def test_interrupted_training_resumes_and_matches_uninterrupted(tmp_path, caplog
 def test_checkpoint_of_another_configuration_is_not_resumed(tmp_path, caplog):
     _train(tmp_path, 1)
     model = Toy()
-    cfg = OptimConfig(epochs=1, lr=0.05)
+    cfg = optim_config(epochs=1, lr=0.05)
     with caplog.at_level(logging.INFO, logger="kdwsd.train"):
         fit(model, _step, _batches, cfg, caffe_param_groups(model, cfg, ()), tmp_path / "ckpt", tmp_path / "log.csv",
             torch.device("cpu"), fingerprint={"toy": 2})  # fmt: skip
@@ -118,7 +129,7 @@ def test_teacher_cache_round_trip(tmp_path):
     write_teacher_cache(teacher, [batches(False), batches(True)], n, ids, np.full((n, 2), 128), tmp_path / "c",
                         size, 3, r, 0.5, "sum", 2, torch.device("cpu"), progress=False)  # fmt: skip
     cache = TeacherCache(tmp_path / "c")
-    assert len(cache.shards) == 3 and cache.top_k == 3 and cache.feature_dim == 8
+    assert len(cache.shards) == 3 and cache.rois == 3 and cache.feature_dim == 8
     e = cache.get(100, orientation=1)
     assert e["rois"].shape == (3, 4) and e["features"].dtype == np.float16
     assert np.all(np.diff(e["objectness"]) <= 0)  # sorted by objectness

@@ -37,7 +37,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     for e in (
         Experiment("baseline", stage1=False, prediction_kd=False, label="S-Cls w/o KD (baseline)"),
         Experiment("baseline_long", stage1=False, prediction_kd=False, equal_compute=True,
-                   label="S-Cls w/o KD, equal compute (baseline + stage-1 steps)"),  # fmt: skip
+                   label="S-Cls w/o KD, equal compute (baseline + stage-1 steps)"),
         Experiment("kd_full", stage1=True, prediction_kd=True, label="S-Cls w/ KD (stage 1 + 2, the paper)"),
         Experiment("kd_feature", stage1=True, prediction_kd=False, label="S-Cls, feature KD only (stage 1)"),
         Experiment("kd_prediction", stage1=False, prediction_kd=True, label="S-Cls, prediction KD only (stage 2)"),

@@ -255,10 +255,10 @@ def build(snakemake_args: Sequence[str], workdir: Path | str = ".") -> int:
     return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *snakemake_args], cwd=workdir).returncode
 
 
-def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+def _module_level_imports(tree: ast.Module, lazy: bool = False) -> list[ast.Import | ast.ImportFrom]:
     """Imports executed when the module is imported: its body and the if/try blocks in it.
 
-    ``if TYPE_CHECKING:`` blocks and imports inside functions (lazy imports) are skipped.
+    ``if TYPE_CHECKING:`` blocks are skipped, and so are imports inside functions unless ``lazy``.
     """
     found: list[ast.Import | ast.ImportFrom] = []
     todo: list[ast.stmt] = list(tree.body)
@@ -266,6 +266,8 @@ def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]
         node = todo.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             found.append(node)
+        elif lazy and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.With | ast.For):
+            todo += node.body
         elif isinstance(node, ast.If):
             if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
                 todo += node.body + node.orelse
@@ -274,11 +276,12 @@ def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]
     return found
 
 
-def library_imports(path: Path | str, package_dir: Path | str) -> set[Path]:
+def library_imports(path: Path | str, package_dir: Path | str, lazy_in: tuple[str, ...] = ("stages",)) -> set[Path]:
     """Source files of a package that ``path`` imports at module level, directly or transitively (``ast``).
 
     Every package ``__init__.py`` on the way counts (importing ``pkg.a.b`` runs ``pkg/__init__.py`` and
-    ``pkg/a/__init__.py``); imports inside functions (lazy) and under ``if TYPE_CHECKING:`` do not. Used to
+    ``pkg/a/__init__.py``); imports under ``if TYPE_CHECKING:`` do not, nor imports inside functions (lazy)
+    except in the subpackages ``lazy_in`` (the stage functions import what their rule runs lazily). Used to
     check that a rule's ``lib(...)`` inputs cover the library modules its script runs (tests/test_staleness.py).
     """
     package_dir = Path(package_dir).resolve()
@@ -289,7 +292,8 @@ def library_imports(path: Path | str, package_dir: Path | str) -> set[Path]:
         f = todo.pop()
         in_pkg = f.is_relative_to(package_dir)
         package = list(f.relative_to(root).with_suffix("").parts[:-1]) if in_pkg else []
-        for node in _module_level_imports(ast.parse(f.read_text(), str(f))):
+        lazy = in_pkg and f.relative_to(package_dir).parts[0] in lazy_in
+        for node in _module_level_imports(ast.parse(f.read_text(), str(f)), lazy):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             else:

@@ -7,7 +7,7 @@ rule teacher_cache:
         data=dataset_files(),
         train_proposals=proposal_shards("train"),
         eval_proposals=proposal_shards(EVAL),
-        code=lib("distill", "models", "data", "boxes", "stages", "device", "modelfile"),
+        code=stage("cache") + lib("distill", "models", "data", "boxes", "proposals", "device", "modelfile"),
     output:
         cache=directory(f"{RUN}/cache/train"),
         evaluation=f"{RUN}/cache/teacher_{EVAL}.npz",

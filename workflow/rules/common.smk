@@ -29,6 +29,11 @@ def lib(*modules):
     return files
 
 
+def stage(module):
+    """The stage module of a rule (kdwsd/stages/<module>.py) and the runner every script goes through."""
+    return lib("stages/__init__", "stages/runner", "stages/dataset", f"stages/{module}")
+
+
 def archive_file(key):
     spec = config["dataset"]["archives"][key]
     root = config["dataset"]["root"] or f"data/{config['dataset']['name']}"

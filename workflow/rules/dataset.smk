@@ -5,7 +5,7 @@ if config["dataset"]["name"] == "synthetic":
 
     rule synthetic_dataset:
         input:
-            code=lib("data", "boxes", "stages"),
+            code=stage("dataset") + lib("data", "boxes"),
         output:
             files=dataset_files(),
             images=directory(f"{DATA}/images"),
@@ -46,7 +46,7 @@ else:
     rule prepare_dataset:
         input:
             archives=[archive_file(k) for k in ARCHIVES],
-            code=lib("data", "stages"),
+            code=stage("dataset") + lib("data"),
         output:
             files=dataset_files(),
             report=f"{DATA}/report.json",

@@ -1,12 +1,15 @@
 # Stage 6: metrics per model (mAP, CP/CR/CF1, OP/OR/OF1, top-k), per-class tables, efficiency
 # (kdwsd.stages.evaluate).
 
+EVALUATION_CODE = lib("evaluate", "efficiency", "metrics", "models", "data", "distill", "boxes", "proposals", "device",
+                      "modelfile")  # fmt: skip
+
 
 rule evaluate_student:
     input:
         model=f"{RUN}/models/{{model}}.pt",
         data=dataset_files(),
-        code=lib("evaluate", "metrics", "models", "data", "distill", "boxes", "stages", "device", "modelfile"),
+        code=stage("evaluate") + EVALUATION_CODE,
     output:
         metrics=f"{RUN}/metrics/{{model}}.json",
         per_class=f"{RUN}/per_class/{{model}}.csv",
@@ -33,7 +36,7 @@ rule evaluate_teacher:
         outputs=f"{RUN}/cache/teacher_{EVAL}.npz",
         cache=f"{RUN}/cache/train",
         data=dataset_files(),
-        code=lib("evaluate", "metrics", "distill", "models", "data", "boxes", "stages", "device", "modelfile"),
+        code=stage("evaluate") + EVALUATION_CODE,
     output:
         metrics=f"{RUN}/metrics/teacher.json",
         per_class=f"{RUN}/per_class/teacher.csv",
@@ -56,7 +59,7 @@ rule efficiency:
         qc=f"{RUN}/proposals/qc.csv",
         data=dataset_files(),
         proposals=proposal_shards(EVAL),
-        code=lib("efficiency", "models", "data", "boxes", "proposals", "stages", "device", "modelfile"),
+        code=stage("evaluate") + EVALUATION_CODE,
     output:
         out=f"{RUN}/efficiency.json",
     params:

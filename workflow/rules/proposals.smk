@@ -5,7 +5,7 @@
 rule proposals:
     input:
         data=dataset_files(),
-        code=lib("proposals", "data", "boxes", "stages"),
+        code=stage("proposals") + lib("proposals", "data", "boxes"),
     output:
         boxes=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
@@ -25,7 +25,7 @@ rule proposals_qc:
     input:
         data=dataset_files(),
         shards=[s for split in proposal_splits() for s in proposal_shards(split)],
-        code=lib("proposals", "data", "boxes", "stages"),
+        code=stage("proposals") + lib("proposals", "data", "boxes"),
     output:
         qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:

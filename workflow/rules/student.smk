@@ -6,7 +6,8 @@ rule student_stage1:
     input:
         data=dataset_files(),
         cache=f"{RUN}/cache/train",
-        code=lib("train", "models", "data", "distill", "losses", "boxes", "stages", "device", "modelfile"),
+        code=stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
+                                    "experiments"),
     output:
         model=f"{RUN}/models/student_stage1_seed{{seed}}.pt",
         curve=f"{RUN}/logs/student_stage1_seed{{seed}}.csv",
@@ -34,7 +35,7 @@ rule student:
         data=dataset_files(),
         stage1=stage1_input,
         cache=cache_input,
-        code=lib("train", "models", "data", "distill", "losses", "boxes", "stages", "device", "modelfile",
+        code=stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
                  "experiments"),
     output:
         model=f"{RUN}/models/{{model}}.pt",

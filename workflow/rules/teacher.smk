@@ -5,7 +5,7 @@ rule teacher:
     input:
         data=dataset_files(),
         proposals=proposal_shards("train"),
-        code=lib("train", "models", "data", "losses", "boxes", "proposals", "stages", "device", "modelfile"),
+        code=stage("teacher") + lib("train", "models", "data", "losses", "boxes", "proposals", "device", "modelfile"),
     output:
         model=f"{RUN}/models/teacher.pt",
         curve=f"{RUN}/logs/teacher.csv",

@@ -35,10 +35,14 @@ def download_archive(
     download(url, dest, sha256, size, md5=md5, mirrors=mirrors, checksum_record=dest.parent.parent / "checksums.json")
 
 
-def prepare_dataset(*, archives: list[str], files: list[str], report: str, dataset: dict[str, Any]) -> None:
+def prepare_dataset(
+    *, files: list[str], report: str, dataset: dict[str, Any], archives: list[str] | None = None
+) -> None:
     """COCO 2014 / NUS-WIDE / VOC 2007 archives (or ``use_existing`` folders) -> the prepared layout."""
     from kdwsd.data import coco, nuswide, voc
 
     preparers = {"coco2014": coco.prepare_from_config, "nuswide": nuswide.prepare_from_config,
                  "voc2007": voc.prepare_from_config}  # fmt: skip
+    if dataset["name"] not in preparers:
+        raise ValueError(f"dataset.name must be one of {sorted(preparers)} here, got {dataset['name']!r}")
     preparers[dataset["name"]](dataset, Path(report).parent)

@@ -49,7 +49,9 @@ def proposals_qc(*, data: list[str], shards: list[str], qc: str, splits: list[st
         split = load_split(prepared_dir(data), split_name)
         store = ProposalStore(split_shards)
         boxes = [store.get(int(i))[0] for i in split.image_ids]
-        gt = [np.array([b for _, b in boxes_i]).reshape(-1, 4) for boxes_i in split.gt_boxes] if split.has_boxes else None
+        gt = None
+        if split.has_boxes:
+            gt = [np.array([b for _, b in boxes_i]).reshape(-1, 4) for boxes_i in split.gt_boxes]
         rows.append(qc_row(split_name, boxes, images_per_s, gt))
         log.info("proposals qc: %s", rows[-1])
     pd.DataFrame(rows).to_csv(qc, index=False)
