@@ -27,10 +27,11 @@ class DivergenceGuard:
         window: steps in the running mean (the last ``window`` accepted values of each term).
         warmup: steps seen before the growth test applies (non-finite values are refused from step 0).
         min_scale: floor of the running mean, so that a term that sits near 0 (e.g. a loss that starts at
-            0) is not flagged for rising to an ordinary value.
+            0) is not flagged for rising to an ordinary value; with no history yet (first step, or first step
+            after resuming), a term above ``factor * min_scale`` is refused.
     """
 
-    def __init__(self, factor: float, window: int = 50, warmup: int = 5, min_scale: float = 1.0) -> None:
+    def __init__(self, factor: float, window: int = 50, warmup: int = 0, min_scale: float = 1.0) -> None:
         if factor <= 1 or window < 1 or warmup < 0 or min_scale <= 0:
             raise ValueError(f"DivergenceGuard needs factor > 1, window >= 1, warmup >= 0 and min_scale > 0; got "
                              f"factor={factor}, window={window}, warmup={warmup}, min_scale={min_scale}")
@@ -58,8 +59,8 @@ class DivergenceGuard:
                 raise TrainingDivergedError(f"{where}: {name} is {v}. {hint}")
         for name, v in values.items():
             hist = self._history.setdefault(name, deque(maxlen=self.window))
-            if self._seen.get(name, 0) >= self.warmup and hist:
-                mean = sum(abs(x) for x in hist) / len(hist)
+            if self._seen.get(name, 0) >= self.warmup:
+                mean = sum(abs(x) for x in hist) / len(hist) if hist else 0.0
                 if abs(v) > self.factor * max(mean, self.min_scale):
                     raise TrainingDivergedError(
                         f"{where}: {name} is {v:.4g}, more than {self.factor:g} x its running mean {mean:.4g} over "
