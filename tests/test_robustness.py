@@ -272,23 +272,25 @@ def test_truncated_checkpoint_is_moved_aside_and_training_starts_over(tmp_path, 
 
 
 def test_divergence_guard_names_the_term():
-    guard = DivergenceGuard(factor=1e3, window=4, warmup=2)
-    guard.check(0.5, "student.pt", 1, 0, {"kd": 0.2})
+    guard = DivergenceGuard(factor=1e3, window=4, warmup=3)
+    guard.check(0.5, "student.pt", 1, 0, {"kd": 0.2, "rois": 4000})
     with pytest.raises(TrainingDivergedError, match=r"student\.pt: epoch 1, step 1: kd is nan"):
-        guard.check(0.5, "student.pt", 1, 1, {"kd": float("nan")})
-    guard.check(0.6, "student.pt", 1, 2, {"kd": 0.3})
-    guard.check(0.4, "student.pt", 1, 3, {"kd": 0.1})  # warmup over; running mean of |kd| = 0.2
-    guard.check(900.0, "student.pt", 1, 4, {"kd": 0.2})  # 900 < 1e3 x max(0.5, 1.0)
-    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 9: kd is 5e\+30, more than 1000 x its running "
-                                                    r"mean 0\.2 over the last 4 steps"):
-        guard.check(1.0, "student.pt", 2, 9, {"kd": 5e30})
+        guard.check(float("nan"), "student.pt", 1, 1, {"kd": float("nan"), "rois": 4000})
+    guard.check(0.6, "student.pt", 1, 2, {"kd": 0.3, "rois": 4000})
+    guard.check(5e3, "student.pt", 1, 3, {"kd": 0.1, "rois": 4000})  # still in warmup (2 of 3 steps seen)
+    guard.check(0.4, "student.pt", 1, 4, {"kd": 0.2, "rois": 1})  # a count term is never growth-tested
+    # running mean of |loss| over the last 4 steps: (0.5 + 0.6 + 5e3 + 0.4) / 4 = 1250.375; of kd: 0.2
+    guard.check(1e6, "student.pt", 2, 5, {"kd": 0.2, "rois": 4000})  # 1e6 < 1e3 x 1250.375
+    with pytest.raises(TrainingDivergedError, match=r"epoch 2, step 9: loss is 5e\+30, more than 1000 x its running "
+                                                    r"mean 2\.513e\+05 over the last 4 steps; the term that grew most: "
+                                                    r"kd \(5e\+30, running mean 0\.2\)"):
+        guard.check(5e30, "student.pt", 2, 9, {"kd": 5e30, "rois": 4000})
 
 
-def test_divergence_guard_without_history_uses_the_floor():
-    guard = DivergenceGuard(factor=1e3)  # warmup 0: a first step above factor x min_scale (1e3) is refused
-    guard.check(999.0, "m", 1, 0)
-    with pytest.raises(TrainingDivergedError, match="loss is 1e\\+06"):
-        DivergenceGuard(factor=1e3).check(1e6, "m", 1, 0)
+def test_divergence_guard_without_history_checks_finiteness_only():
+    DivergenceGuard(factor=1e3).check(1e6, "m", 1, 0)  # no history: nothing to compare with
+    with pytest.raises(TrainingDivergedError, match="m: epoch 1, step 0: loss is inf"):
+        DivergenceGuard(factor=1e3).check(float("inf"), "m", 1, 0)
     with pytest.raises(ValueError, match="factor > 1"):
         DivergenceGuard(factor=0.5)
 
@@ -302,9 +304,9 @@ def test_exploding_loss_stops_fit_and_keeps_the_last_good_checkpoint(tmp_path):
     def exploding(model, batch):
         calls["n"] += 1
         loss, terms = _step(model, batch)
-        return (loss * 5e30 if calls["n"] == 1 else loss), terms  # the first step after resuming (no history yet)
+        return (loss * 5e30 if calls["n"] == 2 else loss), terms  # 2nd step after resuming (1 step of history)
 
-    with pytest.raises(TrainingDivergedError, match=r"toy: epoch 2, step 3: loss is \d\.\d+e\+30, more than 1000 x"):
+    with pytest.raises(TrainingDivergedError, match=r"toy: epoch 2, step 4: loss is \d\.\d+e\+\d\d, more than 1000 x"):
         _fit(tmp_path, 2, exploding)
     assert ckpt.read_bytes() == good
     with pytest.raises(TrainingDivergedError, match="loss is nan"):

@@ -20,15 +20,21 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class DivergenceGuard:
-    """Watches every loss term per step.
+    """Watches a run's loss per step.
+
+    Every value (the total ``loss`` and each named term) must be finite. The total must also stay within
+    ``factor * max(running mean of |loss|, min_scale)``; when it does not, the error names the term that grew
+    most relative to its own running mean. Only the total is growth-tested because the step functions also
+    report non-loss quantities as terms (RoI counts, the mean temperature), and any exploding loss term
+    makes the total explode. The first step of a run (or of a resumed run) has no history: only finiteness
+    is checked there; an explosion at that step shows up as a non-finite loss one step later.
 
     Args:
-        factor: a term whose magnitude exceeds ``factor * max(running mean of |term|, min_scale)`` diverged.
-        window: steps in the running mean (the last ``window`` accepted values of each term).
-        warmup: steps seen before the growth test applies (non-finite values are refused from step 0).
-        min_scale: floor of the running mean, so that a term that sits near 0 (e.g. a loss that starts at
-            0) is not flagged for rising to an ordinary value; with no history yet (first step, or first step
-            after resuming), a term above ``factor * min_scale`` is refused.
+        factor: growth bound (> 1).
+        window: steps in the running mean (the last ``window`` accepted steps).
+        warmup: accepted steps before the growth test applies.
+        min_scale: floor of the running mean, so that a loss sitting near 0 is not flagged for rising to an
+            ordinary value.
     """
 
     def __init__(self, factor: float, window: int = 50, warmup: int = 0, min_scale: float = 1.0) -> None:
@@ -37,35 +43,42 @@ class DivergenceGuard:
                              f"factor={factor}, window={window}, warmup={warmup}, min_scale={min_scale}")
         self.factor, self.window, self.warmup, self.min_scale = factor, window, warmup, min_scale
         self._history: dict[str, deque[float]] = {}
-        self._seen: dict[str, int] = {}
+        self._seen = 0
+
+    def _mean(self, name: str) -> float | None:
+        hist = self._history.get(name)
+        return sum(abs(x) for x in hist) / len(hist) if hist else None
 
     def check(
         self, loss_value: float, model_name: str, epoch: int, step: int, terms: Mapping[str, float] | None = None
     ) -> None:
-        """Record one step's ``loss`` and its ``terms``; raise :class:`TrainingDivergedError` on divergence.
+        """Record one step; raise :class:`TrainingDivergedError` when it diverged (nothing is recorded then).
 
         Args:
             loss_value: the total loss of the step.
             model_name: named in the error (e.g. the model file or stage name).
             epoch: 1-based epoch, step: the global iteration; both named in the error.
-            terms: the step's named loss terms (checked the same way as the total).
+            terms: the step's named terms, as ``fit``'s step function returns them.
         """
-        values = {"loss": float(loss_value), **{k: float(v) for k, v in (terms or {}).items()}}
+        terms = {k: float(v) for k, v in (terms or {}).items()}
+        loss = float(loss_value)
         where = f"{model_name}: epoch {epoch}, step {step}"
         hint = ("The last good checkpoint (end of the previous epoch) is kept. Lower the learning rate, set "
                 "grad_clip or add warmup_iters, then rerun")  # fmt: skip
-        for name, v in values.items():
+        for name, v in {**terms, "loss": loss}.items():  # a term first: it says where a NaN total came from
             if not math.isfinite(v):
                 raise TrainingDivergedError(f"{where}: {name} is {v}. {hint}")
-        for name, v in values.items():
-            hist = self._history.setdefault(name, deque(maxlen=self.window))
-            if self._seen.get(name, 0) >= self.warmup:
-                mean = sum(abs(x) for x in hist) / len(hist) if hist else 0.0
-                if abs(v) > self.factor * max(mean, self.min_scale):
-                    raise TrainingDivergedError(
-                        f"{where}: {name} is {v:.4g}, more than {self.factor:g} x its running mean {mean:.4g} over "
-                        f"the last {len(hist)} steps. {hint}"
-                    )
-        for name, v in values.items():  # record only once the whole step is accepted
-            self._history[name].append(v)
-            self._seen[name] = self._seen.get(name, 0) + 1
+        mean = self._mean("loss")
+        if mean is not None and self._seen >= self.warmup and abs(loss) > self.factor * max(mean, self.min_scale):
+            ratios = {k: abs(v) / max(m, self.min_scale) for k, v in terms.items() if (m := self._mean(k)) is not None}
+            culprit = ""
+            if ratios:
+                k = max(ratios, key=ratios.__getitem__)
+                culprit = f"; the term that grew most: {k} ({terms[k]:.4g}, running mean {self._mean(k):.4g})"
+            raise TrainingDivergedError(
+                f"{where}: loss is {loss:.4g}, more than {self.factor:g} x its running mean {mean:.4g} over the "
+                f"last {len(self._history['loss'])} steps{culprit}. {hint}"
+            )
+        for name, v in {**terms, "loss": loss}.items():
+            self._history.setdefault(name, deque(maxlen=self.window)).append(v)
+        self._seen += 1
