@@ -10,6 +10,7 @@ import torch
 from kdwsd.data.dataset import MultiLabelImages, ScaleBatchSampler, collate, load_image, normalise
 from kdwsd.data.prepared import load_split, write_prepared_dataset
 from kdwsd.data.synthetic import CLASS_NAMES, SyntheticConfig, generate_dataset, render_image
+from kdwsd.errors import PipelineInputError
 
 TINY = SyntheticConfig(splits=(("train", 12), ("test", 6)), min_side=64, max_side=96, max_radius=24.0)
 
@@ -66,7 +67,7 @@ def test_missing_dataset_folder_is_a_clear_error(tmp_path):
 def test_bad_image_names_the_file(tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
-    with pytest.raises(OSError, match=r"broken\.jpg"):
+    with pytest.raises(PipelineInputError, match=r"broken\.jpg: image: not a decodable image"):
         load_image(bad)
 
 

@@ -25,6 +25,7 @@ from rulestub import run_script
 from kdwsd.data import coco, nuswide, voc
 from kdwsd.data.download import ChecksumError, DownloadError, archive_path, load_checksum_record
 from kdwsd.data.prepared import load_split
+from kdwsd.errors import PipelineInputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -296,7 +297,7 @@ def test_coco_annotation_without_annotations_key(coco_copy, tmp_path):
     doc = json.loads(ann.read_text())
     del doc["annotations"]
     ann.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"instances_val2014\.json has no 'annotations' list"):
+    with pytest.raises(PipelineInputError, match=r"instances_val2014\.json: key 'annotations': no 'annotations' list"):
         coco.prepare_coco2014(coco_copy, tmp_path / "out")
 
 

@@ -2,26 +2,16 @@
 
 import csv
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
+from schema_defaults import optim_config
 from torch import nn
 
 from kdwsd.distill.cache import TeacherCache, write_teacher_cache
 from kdwsd.models.teacher import WSDDN
-from kdwsd.train.loop import OptimConfig, caffe_param_groups, clear_checkpoint, fit
-
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def optim_config(**values) -> OptimConfig:
-    """An optimiser section as the workflow builds it: the given keys plus the schema's defaults."""
-    props = yaml.safe_load(SCHEMA.read_text())["$defs"]["optim"]["properties"]
-    defaults = {k: v["default"] for k, v in props.items() if "default" in v}
-    return OptimConfig.from_dict({"epochs": 1, "batch_size": 4, **defaults, **values})
+from kdwsd.train.loop import caffe_param_groups, clear_checkpoint, fit
 
 
 class Toy(nn.Module):

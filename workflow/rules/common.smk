@@ -30,8 +30,9 @@ def lib(*modules):
 
 
 def stage(module):
-    """The stage module of a rule (kdwsd/stages/<module>.py) and the runner every script goes through."""
-    return lib("stages/__init__", "stages/runner", "stages/dataset", f"stages/{module}")
+    """The stage module of a rule (kdwsd/stages/<module>.py), the runner every script goes through, and the
+    error type every stage raises."""
+    return lib("stages/__init__", "stages/runner", "stages/dataset", f"stages/{module}", "errors")
 
 
 def archive_file(key):

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from kdwsd.data.download import ensure_archives, file_digest
-from kdwsd.data.prepared import write_prepared_dataset
+from kdwsd.data.prepared import COCO_KEYS, write_prepared_dataset
+from kdwsd.errors import PipelineInputError
 
 __all__ = [
     "LITERATURE_COUNTS",
@@ -151,8 +152,8 @@ def load_coco_annotations(path: Path | str) -> Any:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not valid JSON, not a JSON object, or missing ``images`` / ``annotations`` /
-            ``categories``, or an annotation naming an unknown image or category.
+        PipelineInputError: missing ``images`` / ``annotations`` / ``categories``.
+        ValueError: not valid JSON, not a JSON object, or an annotation naming an unknown image or category.
     """
     from pycocotools.coco import COCO
 
@@ -170,9 +171,10 @@ def load_coco_annotations(path: Path | str) -> Any:
         raise ValueError(f"annotation file {path} is not a COCO annotation object: {exc}") from exc
     except (KeyError, TypeError) as exc:
         raise ValueError(f"annotation file {path} is malformed: {type(exc).__name__}: {exc}") from exc
-    for key in ("images", "annotations", "categories"):
+    for key in COCO_KEYS:  # pycocotools indexes a file without them as having no annotations
         if not isinstance(coco.dataset.get(key), list):
-            raise ValueError(f"annotation file {path} has no '{key}' list (is it an instances_*.json file?)")
+            raise PipelineInputError(path, f"key '{key}'", f"no '{key}' list (is it an instances_*.json file?)",
+                                     "Use the official instances_<split>2014.json or re-download the annotations")
     for ann in coco.dataset["annotations"]:
         if ann.get("image_id") not in coco.imgs:
             raise ValueError(f"annotation file {path}: annotation {ann.get('id')} names unknown image "

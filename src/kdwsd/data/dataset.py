@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kdwsd.boxes import flip_boxes, warp_boxes
+from kdwsd.data.images import read_image
 from kdwsd.data.prepared import Split
 
 if TYPE_CHECKING:
@@ -41,12 +42,10 @@ TV_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 Key = tuple[int, int, bool]  # (image index, square side, mirrored)
 
 
-def load_image(path: Any) -> np.ndarray:
-    """Read an image as uint8[H, W, 3] BGR, with an error naming the file when it cannot be read."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise OSError(f"cannot read image file {path} (missing or not an image)")
-    return image
+def load_image(path: Any, expected_hw: Sequence[int] | None = None, image_id: Any = None) -> np.ndarray:
+    """Read an image as uint8[H, W, 3] BGR (:func:`kdwsd.data.images.read_image`: truncated, undecodable or
+    wrongly-sized files raise a PipelineInputError naming the file and image id)."""
+    return read_image(path, expected_hw=expected_hw, image_id=image_id)
 
 
 def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
@@ -98,6 +97,8 @@ class MultiLabelImages(Dataset):
         self.distill_rois = distill_rois
         self.with_features = with_features
         if proposals is not None:
+            if hasattr(proposals, "set_image_sizes"):  # a ProposalStore: sanitise boxes against these sizes
+                proposals.set_image_sizes(self.image_ids, self.sizes)
             missing = [int(i) for i in self.image_ids if int(i) not in proposals]
             if missing:
                 raise KeyError(f"{len(missing)} images have no proposals (first: image id {missing[0]})")
@@ -107,7 +108,8 @@ class MultiLabelImages(Dataset):
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         index, size, flip = key
-        image = cv2.resize(load_image(self.paths[index]), (size, size), interpolation=cv2.INTER_LINEAR)
+        image = load_image(self.paths[index], self.sizes[index], int(self.image_ids[index]))
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
         if flip:
             image = image[:, ::-1]
         item: dict[str, Any] = {

@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - non-POSIX
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "ArchiveTooLargeError",
     "ChecksumError",
     "DownloadError",
     "UnsafeArchiveError",
@@ -69,6 +70,9 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: Marker written inside a folder produced by :func:`extract`.
 EXTRACT_MARKER = ".kdwsd-extracted.json"
 #: Archive suffixes that :func:`ensure_archives` unpacks (anything else is used as a plain file).
+#: Default bound of :func:`extract`: expanded bytes / archive bytes. Dataset archives hold JPEGs (~1x); text
+#: archives (NUS-WIDE tags) reach ~10x; archive bombs 1000x and more.
+DEFAULT_MAX_RATIO = 100.0
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
@@ -112,6 +116,10 @@ class ChecksumError(DownloadError):
 
 class UnsafeArchiveError(ValueError):
     """An archive member would land outside the extraction folder (zip-slip) or is a device/link."""
+
+
+class ArchiveTooLargeError(UnsafeArchiveError):
+    """An archive expands past ``max_expanded_bytes`` or ``max_ratio`` x its own size (an archive bomb)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,7 +445,23 @@ def _archive_kind(archive: Path) -> str:
     raise ValueError(f"{archive} is neither a zip nor a tar archive")
 
 
-def _extract_zip(archive: Path, target: Path, progress: bool) -> int:
+def _size_limit(archive: Path, max_expanded_bytes: int | None, max_ratio: float | None) -> int | None:
+    limits = [int(max_expanded_bytes)] if max_expanded_bytes is not None else []
+    if max_ratio is not None:
+        limits.append(int(max_ratio * max(archive.stat().st_size, 1)))
+    return min(limits) if limits else None
+
+
+def _check_expanded(archive: Path, total: int, limit: int | None, what: str) -> None:
+    if limit is not None and total > limit:
+        raise ArchiveTooLargeError(
+            f"archive {archive}: {what} {total} bytes, more than the limit of {limit} bytes (max_expanded_bytes / "
+            f"max_ratio x the archive's {archive.stat().st_size} bytes); nothing was kept. If the archive is "
+            f"genuine, raise the limit; otherwise delete it and download it again"
+        )
+
+
+def _extract_zip(archive: Path, target: Path, progress: bool, limit: int | None) -> int:
     from tqdm.auto import tqdm
 
     with zipfile.ZipFile(archive) as zf:
@@ -447,20 +471,33 @@ def _extract_zip(archive: Path, target: Path, progress: bool) -> int:
             mode = info.external_attr >> 16
             if (mode & 0o170000) == 0o120000:  # S_IFLNK: zip symlinks are not needed by any dataset
                 raise UnsafeArchiveError(f"archive {archive} has a symbolic link member: {info.filename!r}")
+        _check_expanded(archive, sum(i.file_size for i in infos), limit, "members declare")
+        written = 0
         for info in tqdm(infos, desc=f"unzip {archive.name}", disable=not progress, file=sys.stderr,
                          leave=False):
-            zf.extract(info, target)
+            if info.is_dir():
+                zf.extract(info, target)
+                continue
+            # Stream and count the bytes actually produced: a member may lie about its size.
+            dest = target / info.filename  # names were checked above (no absolute paths, no "..")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    _check_expanded(archive, written, limit, "members expand to at least")
+                    out.write(chunk)
         return len(infos)
 
 
 _HAS_TAR_FILTER = hasattr(tarfile, "data_filter")  # Python >= 3.11.4 / 3.12
 
 
-def _extract_tar(archive: Path, target: Path, progress: bool) -> int:
+def _extract_tar(archive: Path, target: Path, progress: bool, limit: int | None) -> int:
     from tqdm.auto import tqdm
 
     with tarfile.open(archive, "r:*") as tf:
-        members = tf.getmembers()
+        members = tf.getmembers()  # reads (decompresses) the whole stream once, writing nothing
+        _check_expanded(archive, sum(m.size for m in members if m.isfile()), limit, "members declare")
         for m in members:
             _check_member_name(m.name, archive)
             if m.isdev():
@@ -491,6 +528,8 @@ def extract(
     *,
     sha256: str | None = None,
     progress: bool = True,
+    max_expanded_bytes: int | None = None,
+    max_ratio: float | None = DEFAULT_MAX_RATIO,
 ) -> Path:
     """Unpack a zip / tar(.gz/.bz2/.xz) archive into ``dest_dir`` atomically and return ``dest_dir``.
 
@@ -500,8 +539,13 @@ def extract(
     second call with the same archive returns at once. Refuses (:class:`UnsafeArchiveError`) absolute member
     paths, ``..`` members, links pointing outside the folder and device files, before anything is written.
 
+    Archive bombs: the expanded size (sum of the members' declared sizes, checked before anything is written;
+    for zip also counted while streaming, for members that lie) may not exceed ``max_expanded_bytes`` nor
+    ``max_ratio`` x the archive's size (dataset archives of JPEGs expand ~1x; None disables either bound).
+
     Raises:
         FileExistsError: ``dest_dir`` exists but was not produced from this archive.
+        ArchiveTooLargeError: the archive expands past a bound (nothing is kept).
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     stat = archive.stat()
@@ -528,7 +572,8 @@ def extract(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        n = (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp, progress)
+        limit = _size_limit(archive, max_expanded_bytes, max_ratio)
+        n = (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp, progress, limit)
         (tmp / EXTRACT_MARKER).write_text(json.dumps({
             "archive": archive.name, "size": stat.st_size, "sha256": sha256.lower() if sha256 else None,
             "members": n,

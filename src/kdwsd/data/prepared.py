@@ -12,15 +12,19 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kdwsd.errors import PipelineInputError
+
 __all__ = [
+    "COCO_KEYS",
     "Split",
+    "coco_from_json",
     "load_classes",
     "load_split",
     "read_dataset_meta",
@@ -58,6 +62,13 @@ class Split:
     @property
     def has_boxes(self) -> bool:
         return any(len(b) > 0 for b in self.gt_boxes)
+
+    def subset(self, indices: Sequence[int]) -> Split:
+        """The images at ``indices`` (positions in this split), in that order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return Split(name=self.name, image_ids=self.image_ids[idx], paths=[self.paths[i] for i in idx],
+                     sizes=self.sizes[idx], labels=self.labels[idx], classes=list(self.classes),
+                     gt_boxes=[self.gt_boxes[i] for i in idx])  # fmt: skip
 
 
 def write_json_atomic(path: Path | str, obj: Any, indent: int | None = None) -> None:
@@ -148,14 +159,45 @@ def load_classes(data_dir: Path | str) -> list[tuple[int, str]]:
     return out
 
 
+COCO_KEYS = ("images", "annotations", "categories")
+
+
+def coco_from_json(path: Path | str, hint: str) -> Any:
+    """Read a COCO-format JSON into a ``pycocotools.coco.COCO``, refusing a file without ``images`` /
+    ``annotations`` / ``categories`` lists (pycocotools would silently index it as having no annotations).
+
+    Raises:
+        FileNotFoundError: no such file.
+        PipelineInputError: not JSON, not an object, or a required key missing; ``hint`` says what to do.
+    """
+    from pycocotools.coco import COCO
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"annotation file {path} does not exist")
+    try:
+        doc = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PipelineInputError(path, "file", f"not valid JSON ({exc})", hint) from exc
+    if not isinstance(doc, dict):
+        raise PipelineInputError(path, "file", f"not a COCO annotation object (a JSON {type(doc).__name__})", hint)
+    for key in COCO_KEYS:
+        if not isinstance(doc.get(key), list):
+            raise PipelineInputError(path, f"key '{key}'", "missing or not a list", hint)
+    coco = COCO()
+    coco.dataset = doc
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
+        coco.createIndex()
+    return coco
+
+
 def load_split(data_dir: Path | str, split: str) -> Split:
     """Load one split; labels come from the COCO JSON through pycocotools.
 
     Raises:
-        FileNotFoundError / ValueError naming the file when the folder is incomplete or malformed.
+        FileNotFoundError / ValueError naming the file when the folder is incomplete or malformed;
+        PipelineInputError when ``<split>.json`` lacks a required key or every label of the split is 0.
     """
-    from pycocotools.coco import COCO
-
     data_dir = Path(data_dir)
     meta = read_dataset_meta(data_dir)
     if split not in meta["image_roots"]:
@@ -163,10 +205,10 @@ def load_split(data_dir: Path | str, split: str) -> Split:
     classes = load_classes(data_dir)
     json_path = data_dir / f"{split}.json"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
-            coco = COCO(str(json_path))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{json_path}: not valid JSON: {exc}") from exc
+        coco = coco_from_json(json_path, "Rerun the dataset stage to rewrite the prepared split")
+    except (KeyError, TypeError) as exc:  # an image or annotation entry without id / image_id
+        raise PipelineInputError(json_path, "file", f"malformed ({type(exc).__name__}: {exc})",
+                                 "Rerun the dataset stage to rewrite the prepared split") from exc
     col = {cid: i for i, (cid, _) in enumerate(classes)}
     root = Path(meta["image_roots"][split])
     if not root.is_absolute():
@@ -195,6 +237,9 @@ def load_split(data_dir: Path | str, split: str) -> Split:
                 x, y, w, h = ann["bbox"]
                 boxes.append((k, np.array([x, y, x + w - 1, y + h - 1], dtype=np.float32)))
         gt_boxes.append(boxes)
+    if n and not labels.any():  # e.g. annotations lost: a teacher would happily train on all negatives
+        raise PipelineInputError(json_path, f"split {split}", f"all {n} images have no label (no annotation "
+                                 "names a known category)", "Check the source annotations and rerun the dataset stage")
     return Split(
         name=split,
         image_ids=np.asarray(ids, dtype=np.int64),

@@ -38,6 +38,7 @@ from kdwsd.data.coco import (
 )
 from kdwsd.data.download import ensure_archives
 from kdwsd.data.prepared import write_prepared_dataset
+from kdwsd.errors import PipelineInputError
 
 __all__ = ["VOC_CLASSES", "VOC_SPLITS", "locate_voc2007", "parse_voc_xml", "prepare_from_config",
            "prepare_voc2007", "voc_box_to_coco"]
@@ -85,7 +86,8 @@ def parse_voc_xml(path: Path | str) -> dict[str, Any]:
         raise ValueError(f"annotation file {path} is not valid XML: {exc}") from exc
     size = root.find("size")
     if size is None:
-        raise ValueError(f"annotation file {path} has no <size> element")
+        raise PipelineInputError(path, "<size>", "element missing (image width/height unknown)",
+                                 "Re-extract the VOC annotations (VOCdevkit/VOC2007/Annotations)")
     width = int(_num(size.findtext("width"), path, "size/width"))
     height = int(_num(size.findtext("height"), path, "size/height"))
     objects = []

@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib import format as npformat
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from kdwsd.boxes import frame_to_original
 from kdwsd.device import autocast
+from kdwsd.errors import PipelineInputError, check_finite
 from kdwsd.models.teacher import WSDDN, objectness, wsddn_scores
 
 __all__ = ["TeacherCache", "run_teacher", "write_teacher_cache"]
@@ -56,6 +58,32 @@ def run_teacher(
     }
 
 
+def _shard_spec(n: int, c: int, k: int, d: int) -> dict[str, tuple[type, tuple[int, ...]]]:
+    """dtype and shape of each array of a shard of ``n`` images (C classes, k RoIs, D-dim features)."""
+    return {
+        "image_ids": (np.int64, (n,)), "soft_targets": (np.float32, (n, 2, c)),
+        "num_rois": (np.int32, (n, 2)), "rois": (np.float32, (n, 2, k, 4)),
+        "roi_box_scores": (np.float32, (n, 2, k)), "objectness": (np.float32, (n, 2, k)),
+        "features": (np.float16, (n, 2, k, d)), "class_boxes": (np.float32, (n, c, 4)),
+    }  # fmt: skip
+
+
+def _check_teacher_outputs(
+    res: dict[str, torch.Tensor], mask: torch.Tensor, ids: np.ndarray, teacher_path: Path | str | None
+) -> None:
+    """Refuse non-finite teacher outputs (an exploded teacher) before they reach the cache; padded RoIs
+    (``mask`` False) are ignored and features are checked after the cast to float16 the cache stores."""
+    m = mask.cpu()
+    check_finite(
+        {"soft_targets": res["soft_targets"], "scores": res["scores"],
+         "objectness": res["objectness"].masked_fill(~m, 0.0),
+         "features": res["fc7"].masked_fill(~m[..., None], 0.0).half()},
+        items=ids.tolist(), path=teacher_path or "<teacher model>",
+        hint="The teacher's outputs are unusable: check its training curve (loss blowing up?), lower its lr or "
+             "set grad_clip, retrain it, then rerun the teacher_cache step",
+    )  # fmt: skip
+
+
 def write_teacher_cache(
     teacher: WSDDN,
     batches_by_orientation: list[Any],
@@ -71,6 +99,7 @@ def write_teacher_cache(
     shard_size: int,
     device: torch.device,
     progress: bool = True,
+    teacher_path: Path | str | None = None,
 ) -> dict[str, Any]:
     """Run the teacher over a split in both orientations and write the sharded cache.
 
@@ -80,6 +109,9 @@ def write_teacher_cache(
         rois: RoIs kept per image and orientation, ranked by objectness (None = all ``max_rois``, the
             teacher's input count).
         sizes_hw: int[N, 2] original sizes, to express ``class_boxes`` in original pixels.
+        teacher_path: the teacher's model file, named when its outputs are not finite (nothing is written).
+    Raises:
+        PipelineInputError: a soft target, score, objectness or (fp16) feature is not finite.
     Returns:
         the index dictionary (also written to ``index.json``).
     """
@@ -94,12 +126,7 @@ def write_teacher_cache(
         n = min(shard_size, num_images - start)
         sd = tmp_dir / f"shard-{s:05d}"
         sd.mkdir()
-        spec = {
-            "image_ids": (np.int64, (n,)), "soft_targets": (np.float32, (n, 2, c)),
-            "num_rois": (np.int32, (n, 2)), "rois": (np.float32, (n, 2, k, 4)),
-            "roi_box_scores": (np.float32, (n, 2, k)), "objectness": (np.float32, (n, 2, k)),
-            "features": (np.float16, (n, 2, k, d)), "class_boxes": (np.float32, (n, c, 4)),
-        }  # fmt: skip
+        spec = _shard_spec(n, c, k, d)
         arrays.append({name: open_memmap(sd / f"{name}.npy", "w+", dt, shp) for name, (dt, shp) in spec.items()})
         arrays[-1]["image_ids"][:] = image_ids[start : start + n]
         shards.append({"dir": sd.name, "start": start, "count": n})
@@ -107,6 +134,7 @@ def write_teacher_cache(
     for orientation, batches in enumerate(batches_by_orientation):
         for batch in tqdm(batches, desc=f"teacher cache (orientation {orientation})", disable=not progress):
             res = run_teacher(teacher, batch, t_soft, objectness_mode, device)
+            _check_teacher_outputs(res, batch["mask"], image_ids[batch["index"].numpy()], teacher_path)
             obj = res["objectness"]
             order = torch.argsort(obj, dim=1, descending=True)[:, :k]
             for row, index in enumerate(batch["index"].tolist()):
@@ -140,8 +168,34 @@ def write_teacher_cache(
     return index
 
 
+def _check_npy(path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+    """Check a ``.npy`` file's header (dtype, shape) and size against what ``index.json`` implies."""
+    hint = "Rerun the teacher_cache step (quarantine the cache folder so the workflow rebuilds it)"
+    try:
+        with open(path, "rb") as f:
+            version = npformat.read_magic(f)
+            read = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+            got_shape, fortran, got_dtype = read(f)
+            offset = f.tell()
+    except FileNotFoundError:
+        raise PipelineInputError(path, path.stem, "shard file missing", hint) from None
+    except (ValueError, OSError) as exc:
+        raise PipelineInputError(path, path.stem, f"unreadable .npy header ({exc})", hint) from exc
+    if got_dtype != np.dtype(dtype) or tuple(got_shape) != shape or fortran:
+        raise PipelineInputError(path, path.stem, f"holds {got_dtype} {tuple(got_shape)}, index.json implies "
+                                 f"{np.dtype(dtype)} {shape}", hint)  # fmt: skip
+    expected = offset + int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise PipelineInputError(path, path.stem, f"{size} bytes, expected {expected} (truncated or corrupt)", hint)
+
+
 class TeacherCache:
-    """Memory-mapped reader of a teacher cache directory."""
+    """Memory-mapped reader of a teacher cache directory.
+
+    Raises:
+        PipelineInputError: a shard file is missing, truncated, or its header disagrees with ``index.json``.
+    """
 
     def __init__(self, cache_dir: Path | str) -> None:
         self.dir = Path(cache_dir)
@@ -154,10 +208,16 @@ class TeacherCache:
         self.frame_size: int = int(self.index["frame_size"])
         self.rois: int = int(self.index["rois"])
         self.feature_dim: int = int(self.index["feature_dim"])
-        self.shards = [
-            {name: np.load(self.dir / s["dir"] / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-            for s in self.index["shards"]
-        ]
+        c, d = int(self.index["num_classes"]), self.feature_dim
+        self.shards = []
+        for s in self.index["shards"]:
+            spec = _shard_spec(int(s["count"]), c, self.rois, d)
+            arrays = {}
+            for name in ARRAYS:
+                path = self.dir / s["dir"] / f"{name}.npy"
+                _check_npy(path, *spec[name])  # a truncated file would fail in mmap without naming it
+                arrays[name] = np.load(path, mmap_mode="r")
+            self.shards.append(arrays)
         self.lookup: dict[int, tuple[int, int]] = {}
         for si, shard in enumerate(self.shards):
             for row, image_id in enumerate(shard["image_ids"]):

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from kdwsd.data.images import read_image
 from kdwsd.proposals.edges import EdgeMapParams, compute_edge_maps
 
 __all__ = [
@@ -196,13 +197,9 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as uint8 [H, W, 3] RGB (grey and 16-bit files are converted).
 
     Raises:
-        ValueError: naming the file when it is missing or cannot be decoded.
+        PipelineInputError (a ValueError): naming the file when it is missing, truncated or undecodable.
     """
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if image is None:
-        reason = "file does not exist" if not os.path.exists(path) else "not a readable image"
-        raise ValueError(f"cannot read image {os.fspath(path)!r}: {reason}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(read_image(path), cv2.COLOR_BGR2RGB)
 
 
 class ProposalRun(NamedTuple):

@@ -45,6 +45,7 @@ def teacher_cache(
     write_teacher_cache(
         model, [ordered_loader(ds, frame, flip, bs, loader_workers) for flip in (False, True)], len(train),
         train.image_ids, train.sizes, cache, frame, kept, rois, temperature, objectness, cache_shard_size, dev,
+        teacher_path=teacher,
     )  # fmt: skip
 
     split = load_split(data_dir, eval_split)

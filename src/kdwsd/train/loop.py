@@ -11,7 +11,6 @@ import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -27,6 +26,8 @@ from torch import nn
 from tqdm import tqdm
 
 from kdwsd.device import autocast
+from kdwsd.errors import quarantine
+from kdwsd.train.guard import DivergenceGuard
 
 __all__ = [
     "OptimConfig",
@@ -160,6 +161,7 @@ def fit(
     fingerprint: Any,
     amp: bool = True,
     desc: str = "train",
+    divergence_factor: float | None = 1e3,
 ) -> nn.Module:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``checkpoint_dir/last.pt`` when present.
 
@@ -167,7 +169,11 @@ def fit(
         step: ``step(model, batch) -> (loss, {name: value})``; the batch is already on ``device``.
         batches: ``batches(epoch)`` returns that epoch's mini-batches (deterministic per epoch).
         fingerprint: anything JSON-serialisable identifying the run's configuration; a checkpoint written
-            under another fingerprint is not resumed (it is set aside as ``last.pt.stale``).
+            under another fingerprint is not resumed (it is set aside as ``last.pt.stale``); an unreadable
+            (truncated, corrupt) one is set aside as ``last.pt.corrupt`` and training starts over.
+        divergence_factor: stop (:class:`~kdwsd.train.guard.TrainingDivergedError`, naming ``desc``, the epoch,
+            the step and the term) when a loss term is non-finite or exceeds this factor x its running mean;
+            None checks nothing. The checkpoint of the last finished epoch is kept.
     """
     ckpt_dir = Path(checkpoint_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -175,9 +181,10 @@ def fit(
     fp = _fingerprint(fingerprint)
     model.to(device)
     optimizer = _make_optimizer(param_groups, cfg)
+    guard = DivergenceGuard(divergence_factor) if divergence_factor else None
     start_epoch, it = 0, 0
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = _load_checkpoint(ckpt, desc) if ckpt.is_file() else None
+    if state is not None:
         if state.get("fingerprint") == fp:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -217,8 +224,8 @@ def fit(
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(device, amp):
                 loss, terms = step(model, batch)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1}, iteration {it}")
+            if guard is not None:
+                guard.check(loss.item(), desc, epoch + 1, it, terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -248,6 +255,21 @@ def fit(
         note(f"epoch {epoch + 1}/{cfg.epochs} done")
     shutil.copyfile(curve, log_csv)
     return model
+
+
+def _load_checkpoint(ckpt: Path, desc: str) -> dict[str, Any] | None:
+    """Read a resumable checkpoint; an unreadable one is moved aside (``last.pt.corrupt``) and None returned,
+    so that a truncated file (e.g. the disk filled during a save) does not fail every rerun."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "iteration"} <= state.keys():
+            raise ValueError("not a kdwsd training checkpoint (keys missing)")
+        return state
+    except Exception as exc:  # torch raises RuntimeError / OSError / EOFError / UnpicklingError for bad files
+        dest = quarantine(ckpt, stamp=False)
+        log.warning("%s: checkpoint %s is unreadable (%s: %s); moved aside to %s, training starts over",
+                    desc, ckpt, type(exc).__name__, exc, dest)  # fmt: skip
+        return None
 
 
 def _keep_epochs(path: Path, epochs: int) -> None:
