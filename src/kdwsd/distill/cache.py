@@ -18,8 +18,8 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
+from kdwsd.device import autocast
 from kdwsd.models.teacher import WSDDN, objectness, wsddn_scores
-from kdwsd.train.loop import autocast
 
 __all__ = ["TeacherCache", "run_teacher", "write_teacher_cache"]
 
@@ -34,16 +34,22 @@ def run_teacher(
     t_soft: float,
     objectness_mode: str,
     device: torch.device,
+    precision: str = "fp32",
+    box_score: tuple[float, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One eval-mode teacher pass on a collated batch.
 
+    Args:
+        precision: ``fp32`` (default: these outputs become targets and reported metrics) | ``bf16`` | ``fp16``.
+        box_score: ``(scale, bias)`` box-score factor for ``fc7`` (the stage-1 prototxt applies the student's
+            (1, 0) on both branches); the scores keep the teacher's own training factor. None = own factor.
     Returns float32 tensors on CPU: ``scores`` [B, C] (t = 1), ``soft_targets`` [B, C] (t = ``t_soft`` on
     both softmaxes), ``objectness`` [B, R], ``region_scores`` [B, R, C] (t = 1) and ``fc7`` [B, R, D].
     """
     teacher.eval()
     batch = {k: v.to(device) for k, v in batch.items()}
-    with autocast(device):
-        out = teacher(batch["image"], batch["boxes"], batch["box_scores"], batch["mask"])
+    with autocast(device, precision):
+        out = teacher(batch["image"], batch["boxes"], batch["box_scores"], batch["mask"], fc7_box_score=box_score)
     region, scores = wsddn_scores(out.cls_logits, out.det_logits, out.mask)
     _, soft = wsddn_scores(out.cls_logits, out.det_logits, out.mask, t_soft, t_soft)
     return {
@@ -70,6 +76,8 @@ def write_teacher_cache(
     shard_size: int,
     device: torch.device,
     progress: bool = True,
+    precision: str = "fp32",
+    box_score: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run the teacher over a split in both orientations and write the sharded cache.
 
@@ -78,6 +86,7 @@ def write_teacher_cache(
             images in order (``batch["index"]`` gives the rows), at side ``frame_size``.
         top_k: RoIs kept per image and orientation, ranked by objectness (None = all ``num_rois``).
         sizes_hw: int[N, 2] original sizes, to express ``class_boxes`` in original pixels.
+        precision, box_score: see :func:`run_teacher` (``box_score`` sets the factor of the stored fc7).
     Returns:
         the index dictionary (also written to ``index.json``).
     """
@@ -104,7 +113,7 @@ def write_teacher_cache(
 
     for orientation, batches in enumerate(batches_by_orientation):
         for batch in tqdm(batches, desc=f"teacher cache (orientation {orientation})", disable=not progress):
-            res = run_teacher(teacher, batch, t_soft, objectness_mode, device)
+            res = run_teacher(teacher, batch, t_soft, objectness_mode, device, precision, box_score)
             obj = res["objectness"]
             order = torch.argsort(obj, dim=1, descending=True)[:, :k]
             for row, index in enumerate(batch["index"].tolist()):
@@ -130,6 +139,7 @@ def write_teacher_cache(
     index = {
         "format": "kdwsd-teacher-cache-v1", "num_images": num_images, "num_classes": c, "feature_dim": d,
         "top_k": k, "frame_size": frame_size, "t_soft": t_soft, "objectness": objectness_mode,
+        "precision": precision, "feature_box_score": list(box_score) if box_score is not None else "teacher",
         "orientations": ["as_is", "mirrored"], "shards": shards,
     }  # fmt: skip
     (tmp_dir / "index.json").write_text(json.dumps(index, indent=2))
