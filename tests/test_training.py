@@ -127,3 +127,222 @@ def test_teacher_cache_round_trip(tmp_path):
     assert cache.class_boxes(ids).shape == (n, 3, 4)
     with pytest.raises(KeyError, match="not in the teacher cache"):
         cache.get(7)
+
+
+# --- precision ------------------------------------------------------------------------------------------
+
+
+def test_precision_defaults_to_fp32_and_reduced_precision_is_cuda_only(caplog):
+    import inspect
+
+    from kdwsd.device import autocast, autocast_dtype, grad_scaler
+    from kdwsd.distill.cache import run_teacher
+    from kdwsd.distill.live import LiveTeacher
+
+    for fn in (fit, run_teacher, write_teacher_cache, LiveTeacher.__init__):
+        assert inspect.signature(fn).parameters["precision"].default == "fp32", fn.__qualname__
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # the decision needs no GPU
+    assert autocast_dtype(cuda, "fp32") is None
+    assert autocast_dtype(cuda, "bf16") is torch.bfloat16 and autocast_dtype(cuda, "fp16") is torch.float16
+    with caplog.at_level(logging.WARNING, logger="kdwsd.device"):
+        assert autocast_dtype(cpu, "bf16") is None and autocast_dtype(cpu, "bf16") is None
+    assert caplog.text.count("only used on CUDA") <= 1  # warned once (or earlier in this process)
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        autocast_dtype(cpu, "fp8")
+    for p in ("fp32", "bf16", "fp16"):
+        with autocast(cpu, p):
+            assert not torch.is_autocast_enabled("cpu")
+        assert not grad_scaler(cpu, p).is_enabled()
+    if torch.cuda.is_available():
+        for p, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            with autocast(cuda, p):
+                assert torch.is_autocast_enabled("cuda") and torch.get_autocast_dtype("cuda") == dtype
+        with autocast(cuda, "fp32"):
+            assert not torch.is_autocast_enabled("cuda")
+        assert grad_scaler(cuda, "fp16").is_enabled() and not grad_scaler(cuda, "bf16").is_enabled()
+
+
+def test_fit_runs_reduced_precision_as_fp32_on_cpu(tmp_path):
+    seen = []
+
+    def step(model, batch):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return _step(model, batch)
+
+    model = Toy()
+    cfg = OptimConfig(epochs=1, lr=0.05)
+    fit(model, step, _batches, cfg, caffe_param_groups(model, cfg, ()), tmp_path / "c", tmp_path / "l.csv",
+        torch.device("cpu"), fingerprint={}, precision="bf16")  # fmt: skip
+    assert seen == [False] * 3
+
+
+# --- gradient accumulation ------------------------------------------------------------------------------
+
+
+def _no_bn(model):
+    """Swap the small backbone for one conv without batch norm (BN statistics differ per micro-batch)."""
+    model.backbone.features = nn.Sequential(nn.Conv2d(3, 8, 16, stride=16), nn.ReLU())
+    return model
+
+
+def _roi_batches(n_batches, b, r, size, dim=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n_batches):
+        xy = torch.rand(b, r, 2, generator=g) * (size / 2)
+        mask = torch.arange(r)[None] < torch.randint(1, r + 1, (b, 1), generator=g)  # 1..r RoIs per image
+        batch = {"index": torch.arange(b), "image": torch.randn(b, 3, size, size, generator=g),
+                 "boxes": torch.cat([xy, xy + size / 3], 2), "box_scores": torch.rand(b, r, generator=g),
+                 "mask": mask, "labels": (torch.rand(b, 3, generator=g) > 0.5).float()}  # fmt: skip
+        if dim:
+            batch["teacher_fc7"] = torch.randn(b, r, dim, generator=g) * mask[..., None]
+        out.append(batch)
+    return out
+
+
+@pytest.mark.parametrize("loss", ["wsddn_bce", "feature_kd"])
+def test_gradient_accumulation_equals_the_whole_batch(tmp_path, loss):
+    from kdwsd.models.student import StudentClassifier
+    from kdwsd.train.loop import images_in_batch, valid_rois_in_batch
+    from kdwsd.train.student import _stage1_step
+    from kdwsd.train.teacher import teacher_step
+
+    small = {"backbone": "small", "widths": (8, 8, 8, 8), "hidden": 16, "dropout": 0.0}
+    if loss == "wsddn_bce":
+        data = _roi_batches(3, 32, 5, 64)
+        build, step, norm = lambda: WSDDN(3, **small), teacher_step, images_in_batch
+    else:
+        data = _roi_batches(3, 32, 5, 64, dim=16)
+        build, step, norm = lambda: StudentClassifier(3, **small), _stage1_step(32, 64), valid_rois_in_batch
+    assert len({int(m.sum()) for b in data for m in b["mask"].chunk(4)}) > 1  # micro-batches differ in N_roi
+    cfg = OptimConfig(epochs=1, lr=0.01, momentum=0.9, weight_decay=5e-4)
+    models = []
+    for acc in (1, 4):
+        torch.manual_seed(0)
+        model = _no_bn(build())
+        init = [p.detach().clone() for p in model.parameters()]
+        fit(model, step, lambda e: data, cfg, caffe_param_groups(model, cfg, ()), tmp_path / f"c{acc}",
+            tmp_path / f"l{acc}.csv", torch.device("cpu"), fingerprint={}, accumulate=acc, normaliser=norm)  # fmt: skip
+        models.append(model)
+    for (name, p), q in zip(models[0].named_parameters(), models[1].parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
+    assert max(float((p.detach() - i).abs().max()) for p, i in zip(models[1].parameters(), init, strict=True)) > 1e-3
+    with open(tmp_path / "l1.csv") as f1, open(tmp_path / "l4.csv") as f4:
+        l1, l4 = float(next(csv.DictReader(f1))["loss"]), float(next(csv.DictReader(f4))["loss"])
+    assert l4 == pytest.approx(l1, rel=1e-5)  # the logged loss is the whole batch's
+
+
+def test_accumulation_with_the_wrong_normaliser_differs(tmp_path):
+    # Guards the test above: per-image weighting of a per-RoI loss is not the whole batch's gradient.
+    from kdwsd.models.student import StudentClassifier
+    from kdwsd.train.loop import images_in_batch
+    from kdwsd.train.student import _stage1_step
+
+    data = _roi_batches(1, 32, 5, 64, dim=16)
+    cfg = OptimConfig(epochs=1, lr=0.01)
+    out = []
+    for acc in (1, 4):
+        torch.manual_seed(0)
+        model = _no_bn(StudentClassifier(3, backbone="small", widths=(8, 8, 8, 8), hidden=16, dropout=0.0))
+        fit(model, _stage1_step(32, 64), lambda e: data, cfg, caffe_param_groups(model, cfg, ()),
+            tmp_path / f"c{acc}", tmp_path / "l.csv", torch.device("cpu"), fingerprint={}, accumulate=acc,
+            normaliser=images_in_batch)  # fmt: skip
+        out.append(model.head.fc7.weight.detach())
+    assert not torch.allclose(out[0], out[1], rtol=1e-4, atol=1e-6)
+
+
+def test_split_batch_keeps_every_image_once():
+    from kdwsd.train.loop import split_batch
+
+    batch = {"image": torch.arange(10.0)[:, None], "mask": torch.ones(10, 3, dtype=torch.bool)}
+    parts = split_batch(batch, 4)
+    assert [len(p["image"]) for p in parts] == [3, 3, 2, 2]
+    assert torch.equal(torch.cat([p["image"] for p in parts]), batch["image"])
+    assert len(split_batch({"image": torch.zeros(2, 1)}, 4)) == 2  # empty micro-batches dropped
+
+
+# --- checkpoint on SIGTERM / SIGUSR1 --------------------------------------------------------------------
+
+
+class ToyDropout(Toy):
+    def forward(self, x):
+        return self.fc8(nn.functional.dropout(torch.relu(self.body(x)), 0.5, self.training)) * self.tau
+
+
+def _rng_step(model, batch):
+    # consumes the torch (dropout), numpy and python RNGs, so a resume must restore all three
+    import random
+
+    loss, terms = _step(model, batch)
+    return loss * (1 + 0.01 * float(np.random.rand()) + 0.01 * random.random()), terms
+
+
+def _train_dropout(tmp_path, step):
+    import random
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    model = ToyDropout()
+    cfg = OptimConfig(epochs=3, lr=0.05, lr_steps=[2])
+    fit(model, step, _batches, cfg, caffe_param_groups(model, cfg, ("fc8.",)), tmp_path / "ckpt",
+        tmp_path / "log.csv", torch.device("cpu"), fingerprint={"toy": 3}, desc="toy")  # fmt: skip
+    return model
+
+
+@pytest.mark.parametrize("signame", ["SIGUSR1", "SIGTERM"])
+def test_signal_writes_a_mid_epoch_checkpoint_and_resume_matches(tmp_path, signame, caplog):
+    import os
+    import signal
+
+    from kdwsd.train.loop import TrainingInterrupted
+
+    reference = _train_dropout(tmp_path / "a", _rng_step)
+    sig = getattr(signal, signame)
+    before = signal.getsignal(sig)
+    calls = {"n": 0}
+
+    def signalling_step(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:  # epoch 2, batch 2 of 3
+            os.kill(os.getpid(), sig)
+        return _rng_step(model, batch)
+
+    with pytest.raises(TrainingInterrupted, match=f"stopped by {signame} at epoch 2/3, batch 2"):
+        _train_dropout(tmp_path / "b", signalling_step)
+    assert calls["n"] == 5  # the step in flight completed, no further one started
+    assert signal.getsignal(sig) is before  # handlers restored
+    state = torch.load(tmp_path / "b" / "ckpt" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["batch_in_epoch"], state["iteration"]) == (1, 2, 5)
+    assert state["numpy_rng"] is not None and state["python_rng"] is not None and "cuda_rng" in state
+    with caplog.at_level(logging.INFO, logger="kdwsd.train"):
+        resumed = _train_dropout(tmp_path / "b", _rng_step)
+    assert "at epoch 1/3, batch 2" in caplog.text
+    for p, q in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with open(tmp_path / "a" / "log.csv") as fa, open(tmp_path / "b" / "log.csv") as fb:
+        ra, rb = list(csv.DictReader(fa)), list(csv.DictReader(fb))
+    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]  # the interrupted epoch's mean is complete
+    history = (tmp_path / "b" / "ckpt" / "progress.log").read_text()
+    assert f"stopped by {signame} at epoch 2/3, batch 2" in history and "epoch 2/3 resumed at batch 2" in history
+
+
+def test_mid_epoch_resume_skips_batches_without_loading_them():
+    from torch.utils.data import DataLoader
+
+    from kdwsd.train.loop import _skip_batches
+
+    loaded = []
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            loaded.append(i)
+            return torch.tensor([i])
+
+    loader = DataLoader(Items(), batch_sampler=[[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
+    rest = _skip_batches(loader, 3)
+    assert [b.flatten().tolist() for b in rest] == [[6, 7], [8, 9]]
+    assert loaded == [6, 7, 8, 9]
