@@ -346,3 +346,92 @@ def test_mid_epoch_resume_skips_batches_without_loading_them():
     rest = _skip_batches(loader, 3)
     assert [b.flatten().tolist() for b in rest] == [[6, 7], [8, 9]]
     assert loaded == [6, 7, 8, 9]
+
+
+# --- the teacher's fc7 at the stage-1 box-score factor; the live teacher ----------------------------------
+
+
+def _teacher_and_batch(seed=0, b=2, r=4, size=64):
+    torch.manual_seed(seed)
+    teacher = WSDDN(3, backbone="small", widths=(8, 8, 8, 8), hidden=8, dropout=0.5,
+                    box_score_scale=10.0, box_score_bias=1.0).eval()  # fmt: skip
+    batch = _roi_batches(1, b, r, size, seed=seed)[0]
+    batch["mask"][:, 0] = True
+    return teacher, batch
+
+
+def test_run_teacher_fc7_at_the_stage1_box_score_factor_hand_computed():
+    from torchvision.ops import roi_pool
+
+    from kdwsd.distill.cache import run_teacher
+    from kdwsd.models.teacher import wsddn_scores
+
+    teacher, batch = _teacher_and_batch()
+    cpu = torch.device("cpu")
+    own = run_teacher(teacher, batch, 0.5, "sum", cpu)
+    s1 = run_teacher(teacher, batch, 0.5, "sum", cpu, box_score=(1.0, 0.0))
+    # by hand: roi_pool the conv map, × factor, fc6 -> ReLU -> fc7 -> ReLU (dropout off in eval mode)
+    mask = batch["mask"]
+    bi, ri = torch.nonzero(mask, as_tuple=True)
+    rois = torch.cat([bi[:, None].float(), batch["boxes"][bi, ri]], 1)
+    with torch.no_grad():
+        pooled = roi_pool(teacher.backbone(batch["image"]), rois, (7, 7), 1 / 16)
+        s = batch["box_scores"][bi, ri][:, None, None, None]
+        h = teacher.head
+
+        def mlp(x):
+            return torch.relu(h.fc7(torch.relu(h.fc6(x.flatten(1)))))
+
+        fc7_own, fc7_s1 = mlp(pooled * (10 * s + 1)), mlp(pooled * s)
+    assert torch.allclose(s1["fc7"][mask], fc7_s1, atol=1e-6)
+    assert torch.allclose(own["fc7"][mask], fc7_own, atol=1e-6)
+    assert not torch.allclose(fc7_s1, fc7_own, atol=1e-3)
+    assert torch.all(s1["fc7"][~mask] == 0)
+    # the soft targets, scores and objectness keep the teacher's own factor
+    for k in ("soft_targets", "scores", "objectness", "region_scores"):
+        assert torch.equal(own[k], s1[k]), k
+    first = bi == 0
+    with torch.no_grad():
+        _, soft0 = wsddn_scores(teacher.fc8_c(fc7_own[first])[None], teacher.fc8_d(fc7_own[first])[None],
+                                torch.ones(1, int(first.sum()), dtype=torch.bool), 0.5, 0.5)  # fmt: skip
+    assert torch.allclose(s1["soft_targets"][0], soft0[0], atol=1e-6)
+
+
+def test_stage1_loss_is_the_same_from_the_cache_and_from_the_live_teacher(tmp_path):
+    from kdwsd.data.dataset import collate
+    from kdwsd.distill.live import LiveTeacher, with_live_targets
+    from kdwsd.losses import feature_distillation_loss
+    from kdwsd.models.student import StudentClassifier
+    from kdwsd.train.student import _stage1_step
+
+    n, r, frame, size = 4, 6, 64, 32
+    teacher, batch = _teacher_and_batch(seed=1, b=n, r=r, size=frame)
+    batch["index"] = torch.arange(n)
+    ids = np.arange(10, 10 + n)
+    write_teacher_cache(teacher, [[batch], [batch]], n, ids, np.full((n, 2), frame), tmp_path / "c", frame, None, r,
+                        0.5, "sum", 3, torch.device("cpu"), progress=False, box_score=(1.0, 0.0))  # fmt: skip
+    cache = TeacherCache(tmp_path / "c")
+    items = []
+    for i in range(n):
+        e = cache.get(int(ids[i]), orientation=0)
+        items.append({"index": i, "image": batch["image"][i], "labels": batch["labels"][i],
+                      "boxes": torch.from_numpy(e["rois"]), "box_scores": torch.from_numpy(e["roi_box_scores"]),
+                      "teacher_fc7": torch.from_numpy(e["features"])})  # fmt: skip
+    cached = collate(items)
+    assert int(cached["mask"].sum()) == int(batch["mask"].sum())  # top_k = all: every valid RoI is cached
+    torch.manual_seed(0)
+    student = StudentClassifier(3, backbone="small", widths=(8, 8, 8, 8), hidden=8, dropout=0.0).eval()
+    step = _stage1_step(size, frame)
+    live = LiveTeacher(teacher, box_score=(1.0, 0.0))
+    teacher.train()  # the live teacher must still run in eval mode
+    cached_loss, _ = step(student, cached)
+    live_loss, terms = with_live_targets(step, live)(student, {k: v for k, v in batch.items() if k != "teacher_fc7"})
+    assert terms["rois"] == float(batch["mask"].sum())
+    assert live_loss.item() == pytest.approx(cached_loss.item(), rel=2e-3)  # fp16 storage of the cache
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    # a teacher at its own training factor would give other targets: the comparison can fail
+    other = with_live_targets(step, LiveTeacher(teacher, box_score=None))(student, batch)[0]
+    assert other.item() != pytest.approx(cached_loss.item(), rel=2e-3)
+    targets = live(batch["image"], batch["boxes"], batch["box_scores"], batch["mask"])
+    assert targets.dtype == torch.float32 and targets.shape == (n, r, 8) and not targets.requires_grad
+    assert feature_distillation_loss(targets[batch["mask"]], targets[batch["mask"]]).item() == 0
