@@ -61,3 +61,21 @@ def test_feature_distillation_is_half_squared_error_over_rois():
 def test_feature_distillation_shape_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match=r"student\.hidden must equal teacher\.hidden"):
         feature_distillation_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_wsddn_bce_gradient_is_caffes_even_where_clamped():
+    # Caffe CrossEntropyLoss backward: dL/ds = -(y / max(s, eps) - (1 - y) / max(1 - s, eps)) / B
+    eps, b = 1e-4, 2
+    s = torch.tensor([[1e-6, 0.3, 1 - 1e-6], [1e-6, 0.3, 1 - 1e-6]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    loss = wsddn_bce(s, y, eps)
+    expected_value = -(math.log(eps) + math.log(0.3) + math.log(eps) + math.log(1 - 1e-6) + math.log(0.7)
+                       + math.log(1 - 1e-6)) / b  # fmt: skip
+    assert loss.item() == pytest.approx(expected_value, rel=1e-6)
+    loss.backward()
+    expected = torch.tensor([
+        [-1 / eps, -1 / 0.3, 1 / eps],  # y=1 at s<eps: -1/eps (clamped); y=0 at 1-s<eps: +1/eps (clamped)
+        [1 / (1 - 1e-6), 1 / 0.7, -1 / (1 - 1e-6)],  # y=0 at s<eps: unclamped 1/(1-s); y=1 near 1: -1/s
+    ], dtype=torch.float64) / b  # fmt: skip
+    assert torch.allclose(s.grad, expected, rtol=1e-6)
+    assert s.grad[0, 0].item() == pytest.approx(-5000.0)  # -1/(1e-4 * 2), not 0 as a plain clamp gives

@@ -1,5 +1,7 @@
 """WSDDN and student contracts: shapes, the two softmax axes, masking, box mapping and flips."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -136,3 +138,57 @@ def test_map_then_flip_commutes_up_to_floor():
     mapped = map_boxes_floor(flip_boxes(b, 672), 672, 224)
     direct = flip_boxes(map_boxes_floor(b, 672, 224), 224)
     assert torch.all((mapped - direct).abs() <= 1)
+
+
+def test_pretrained_vgg16_loads_fc6_fc7_into_teacher_and_student(tmp_path, caplog):
+    # A random torchvision-layout VGG16 state dict stands in for the ImageNet file (same keys and shapes).
+    import logging
+
+    from torchvision.models import vgg16
+
+    torch.manual_seed(0)
+    state = vgg16(weights=None).state_dict()
+    path = tmp_path / "vgg16.pth"
+    torch.save(state, path)
+    del state
+    state = torch.load(path, weights_only=True)
+    conv_keys = [k for k in state if k.startswith("features.")]
+    assert len(conv_keys) == 26  # 13 conv layers x (weight, bias)
+    with caplog.at_level(logging.INFO, logger="kdwsd.models"):
+        nets = [WSDDN(3, backbone="vgg16", pretrained=str(path), dropout=0.0),
+                StudentClassifier(3, backbone="vgg16", pretrained=str(path), dropout=0.0)]  # fmt: skip
+    assert caplog.text.count("initialised from the pretrained VGG16 classifier") == 2
+    for net in nets:
+        assert torch.equal(net.head.fc6.weight, state["classifier.0.weight"])
+        assert torch.equal(net.head.fc6.bias, state["classifier.0.bias"])
+        assert torch.equal(net.head.fc7.weight, state["classifier.3.weight"])
+        assert torch.equal(net.head.fc7.bias, state["classifier.3.bias"])
+        own = net.backbone.features.state_dict()
+        assert len(own) == len(conv_keys)
+        for k in conv_keys:
+            assert torch.equal(own[k.removeprefix("features.")], state[k])
+    del nets
+    # hidden != 4096: the classifier does not fit, fc layers stay random (and it is logged)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kdwsd.models"):
+        other = WSDDN(3, backbone="vgg16", pretrained=str(path), hidden=64, dropout=0.0)
+    assert "fc6/fc7 stay randomly initialised" in caplog.text and "hidden 64" in caplog.text
+    assert other.head.fc6.weight.shape == (64, 512 * 7 * 7)
+    assert torch.equal(other.backbone.features[0].weight, state["features.0.weight"])
+
+
+def test_xavier_linear_is_caffes_fan_in_filler_not_glorot():
+    from kdwsd.models.heads import caffe_xavier_bound, xavier_linear
+
+    cin, cout = 4096, 20
+    bound = math.sqrt(3 / cin)  # Caffe xavier, variance_norm FAN_IN (default)
+    glorot = math.sqrt(6 / (cin + cout))
+    assert caffe_xavier_bound(cin) == pytest.approx(bound)
+    torch.manual_seed(0)
+    layer = xavier_linear(cin, cout)
+    w = layer.weight.detach()
+    assert w.abs().max().item() <= bound
+    assert w.abs().max().item() > 0.999 * bound  # 81920 uniform draws reach the bound
+    assert w.abs().max().item() < glorot / 1.4  # Glorot would be ~1.41x wider here
+    assert w.var().item() == pytest.approx(1 / cin, rel=0.02)  # U(-a, a) has variance a^2 / 3 = 1 / fan_in
+    assert torch.all(layer.bias == 0)

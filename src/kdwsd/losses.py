@@ -7,21 +7,41 @@ T² factor.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.nn import functional as F
 
 __all__ = ["feature_distillation_loss", "prediction_distillation_loss", "sigmoid_bce", "wsddn_bce"]
 
 
+class _ClampMinStraightThrough(torch.autograd.Function):
+    """``max(x, eps)`` forward (exactly), identity backward: Caffe's ``CrossEntropyLoss`` clamps only the
+    value inside the log, its backward divides by the clamped value but never zeroes the gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, eps: float) -> torch.Tensor:
+        return x.clamp_min(eps)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad, None
+
+
 def wsddn_bce(image_scores: torch.Tensor, labels: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """Teacher loss (paper step 1): ``-(1/B) Σ_b Σ_k [y log max(s, ε) + (1-y) log max(1-s, ε)]``.
+
+    The backward pass is the authors' Caffe ``CrossEntropyLoss``:
+    ``dL/ds = -(y / max(s, ε) - (1-y) / max(1-s, ε)) / B``, also where the clamp is active (a plain
+    ``clamp_min`` would give zero gradient there, so a confidently wrong score would never be corrected).
 
     Args:
         image_scores: float[B, C] in [0, 1] (WSDDN sums over regions); labels: {0, 1} float[B, C].
     """
     s = image_scores.float()
     y = labels.float()
-    loss = y * torch.log(s.clamp_min(eps)) + (1 - y) * torch.log((1 - s).clamp_min(eps))
+    clamp = _ClampMinStraightThrough.apply
+    loss = y * torch.log(clamp(s, eps)) + (1 - y) * torch.log(clamp(1 - s, eps))
     return -loss.sum() / s.shape[0]
 
 

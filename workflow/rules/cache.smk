@@ -18,6 +18,8 @@ rule teacher_cache:
         cached_rois=config["cache"]["rois"],
         temperature=config["cache"]["temperature"],
         objectness=config["cache"]["objectness"],
+        feature_box_score=config["cache"]["feature_box_score"],
+        precision=config["cache"]["precision"],
         norm=config["input_norm"],
         device=config["device"],
     threads: 2

@@ -16,6 +16,7 @@ EVAL = config["eval_split"]
 SEEDS = config["student"]["seeds"]
 STUDENTS = config["student"]["experiments"]
 MODEL_PATTERN = f"({'|'.join(EXPERIMENTS)})(_seed[0-9]+)?"
+STAGE1_LIVE = config["student"]["stage1"]["teacher"] == "live"
 # Relative, so that moving or copying the working tree does not change every rule's input set.
 SRC = Path(os.path.relpath(Path(workflow.basedir) / "src" / "kdwsd"))
 

@@ -69,6 +69,7 @@ rule efficiency:
         rois=config["teacher"]["rois"],
         norm=config["input_norm"],
         batches=config["evaluation"]["efficiency_batches"],
+        precision=config["evaluation"]["efficiency_precision"],
         device=config["device"],
     threads: 2
     resources:

@@ -1,13 +1,18 @@
 # Stage 5: the student experiments (kdwsd.experiments); KD stage 1 is shared by those that use it
 # (kdwsd.stages.student).
 
+STUDENT_CODE = stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
+                                      "proposals", "experiments")  # fmt: skip
+
 
 rule student_stage1:
     input:
         data=dataset_files(),
-        cache=f"{RUN}/cache/train",
-        code=stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
-                                    "experiments"),
+        # the cached teacher fc7, or (student.stage1.teacher: live) the teacher and its proposals
+        cache=[f"{RUN}/cache/train"] if STAGE1_LIVE is False else [],
+        teacher=[f"{RUN}/models/teacher.pt"] if STAGE1_LIVE else [],
+        proposals=proposal_shards("train") if STAGE1_LIVE else [],
+        code=STUDENT_CODE,
     output:
         model=f"{RUN}/models/student_stage1_seed{{seed}}.pt",
         curve=f"{RUN}/logs/student_stage1_seed{{seed}}.csv",
@@ -15,7 +20,13 @@ rule student_stage1:
         network=network("student"),
         size=config["student"]["size"],
         distilled_rois=config["student"]["stage1"]["rois"],
+        targets=config["student"]["stage1"]["teacher"],
+        frame=config["teacher"]["test_size"],
+        teacher_rois=config["teacher"]["rois"] if STAGE1_LIVE else None,
+        feature_box_score=config["cache"]["feature_box_score"] if STAGE1_LIVE else None,
+        teacher_precision=config["cache"]["precision"] if STAGE1_LIVE else "fp32",
         optim=config["student"]["stage1"]["optim"],
+        precision=config["student"]["precision"],
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
@@ -35,8 +46,7 @@ rule student:
         data=dataset_files(),
         stage1=stage1_input,
         cache=cache_input,
-        code=stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
-                 "experiments"),
+        code=STUDENT_CODE,
     output:
         model=f"{RUN}/models/{{model}}.pt",
         curve=f"{RUN}/logs/{{model}}.csv",
@@ -51,6 +61,7 @@ rule student:
         loss_weights=lambda w: config["student"]["loss_weights"] if experiment_of(w).prediction_kd else None,
         optim=config["student"]["optim"],
         stage1_optim=lambda w: config["student"]["stage1"]["optim"] if experiment_of(w).equal_compute else None,
+        precision=config["student"]["precision"],
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",

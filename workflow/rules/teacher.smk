@@ -16,6 +16,7 @@ rule teacher:
         flip=config["teacher"]["flip"],
         seed=config["teacher"]["seed"],
         optim=config["teacher"]["optim"],
+        precision=config["teacher"]["precision"],
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=f"{RUN}/checkpoints/teacher",

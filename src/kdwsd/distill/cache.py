@@ -37,16 +37,22 @@ def run_teacher(
     t_soft: float,
     objectness_mode: str,
     device: torch.device,
+    precision: str = "fp32",
+    box_score: tuple[float, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One eval-mode teacher pass on a collated batch.
 
+    Args:
+        precision: ``fp32`` (default: these outputs become targets and reported metrics) | ``bf16`` | ``fp16``.
+        box_score: ``(scale, bias)`` box-score factor for ``fc7`` (the stage-1 prototxt applies the student's
+            (1, 0) on both branches); the scores keep the teacher's own training factor. None = own factor.
     Returns float32 tensors on CPU: ``scores`` [B, C] (t = 1), ``soft_targets`` [B, C] (t = ``t_soft`` on
     both softmaxes), ``objectness`` [B, R], ``region_scores`` [B, R, C] (t = 1) and ``fc7`` [B, R, D].
     """
     teacher.eval()
     batch = {k: v.to(device) for k, v in batch.items()}
-    with autocast(device):
-        out = teacher(batch["image"], batch["boxes"], batch["box_scores"], batch["mask"])
+    with autocast(device, precision):
+        out = teacher(batch["image"], batch["boxes"], batch["box_scores"], batch["mask"], fc7_box_score=box_score)
     region, scores = wsddn_scores(out.cls_logits, out.det_logits, out.mask)
     _, soft = wsddn_scores(out.cls_logits, out.det_logits, out.mask, t_soft, t_soft)
     return {
@@ -100,6 +106,8 @@ def write_teacher_cache(
     device: torch.device,
     progress: bool = True,
     teacher_path: Path | str | None = None,
+    precision: str = "fp32",
+    box_score: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run the teacher over a split in both orientations and write the sharded cache.
 
@@ -110,6 +118,7 @@ def write_teacher_cache(
             teacher's input count).
         sizes_hw: int[N, 2] original sizes, to express ``class_boxes`` in original pixels.
         teacher_path: the teacher's model file, named when its outputs are not finite (nothing is written).
+        precision, box_score: see :func:`run_teacher` (``box_score`` sets the factor of the stored fc7).
     Raises:
         PipelineInputError: a soft target, score, objectness or (fp16) feature is not finite.
     Returns:
@@ -133,7 +142,7 @@ def write_teacher_cache(
 
     for orientation, batches in enumerate(batches_by_orientation):
         for batch in tqdm(batches, desc=f"teacher cache (orientation {orientation})", disable=not progress):
-            res = run_teacher(teacher, batch, t_soft, objectness_mode, device)
+            res = run_teacher(teacher, batch, t_soft, objectness_mode, device, precision, box_score)
             _check_teacher_outputs(res, batch["mask"], image_ids[batch["index"].numpy()], teacher_path)
             obj = res["objectness"]
             order = torch.argsort(obj, dim=1, descending=True)[:, :k]
@@ -159,6 +168,7 @@ def write_teacher_cache(
     index = {
         "format": "kdwsd-teacher-cache-v1", "num_images": num_images, "num_classes": c, "feature_dim": d,
         "rois": k, "frame_size": frame_size, "t_soft": t_soft, "objectness": objectness_mode,
+        "precision": precision, "feature_box_score": list(box_score) if box_score is not None else "teacher",
         "orientations": ["as_is", "mirrored"], "shards": shards,
     }  # fmt: skip
     (tmp_dir / "index.json").write_text(json.dumps(index, indent=2))

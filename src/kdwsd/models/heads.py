@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import torch
@@ -11,13 +13,25 @@ from torchvision.ops import roi_align, roi_pool
 from kdwsd.boxes import rois_with_batch_index
 from kdwsd.models.backbones import build_backbone
 
-__all__ = ["RoIHead", "RoINetwork", "network_kwargs", "xavier_linear"]
+__all__ = ["RoIHead", "RoINetwork", "caffe_xavier_bound", "network_kwargs", "xavier_linear"]
+
+log = logging.getLogger("kdwsd.models")
+
+
+def caffe_xavier_bound(fan_in: int) -> float:
+    """Caffe's ``xavier`` filler bound with its default ``variance_norm: FAN_IN``: ``sqrt(3 / fan_in)``.
+
+    (Glorot's ``sqrt(6 / (fan_in + fan_out))``, torch's ``xavier_uniform_``, is not what Caffe draws.)
+    """
+    return math.sqrt(3.0 / fan_in)
 
 
 def xavier_linear(cin: int, cout: int) -> nn.Linear:
-    """A linear layer with Caffe's ``xavier`` weight filler and zero bias (the authors' fc8 init)."""
+    """A linear layer with Caffe's ``xavier`` weight filler, U(-sqrt(3/cin), +sqrt(3/cin)), and zero bias
+    (the authors' fc8 init: ``weight_filler { type: "xavier" }``, ``bias_filler { type: "constant" }``)."""
     layer = nn.Linear(cin, cout)
-    nn.init.xavier_uniform_(layer.weight)
+    bound = caffe_xavier_bound(cin)
+    nn.init.uniform_(layer.weight, -bound, bound)
     nn.init.zeros_(layer.bias)
     return layer
 
@@ -71,22 +85,50 @@ class RoIHead(nn.Module):
         x = self.drop(torch.relu(self.fc6(pooled.flatten(1))))
         return self.drop(torch.relu(self.fc7(x)))
 
+    def pool_valid(
+        self, fmap: torch.Tensor, boxes: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI-pool the valid RoIs, before the box-score factor.
+
+        Args:
+            fmap: float[B, Ch, h, w]; boxes: float[B, R, 4] in the input frame; mask: bool[B, R].
+        Returns:
+            pooled float[M, Ch, k, k] for the M valid RoIs and their flat indices long[M] into ``B * R``.
+        """
+        rois, flat = rois_with_batch_index(boxes, mask)
+        return self.pool(fmap, rois), flat
+
+    def score_factor(
+        self, box_scores: torch.Tensor, flat: torch.Tensor, box_score: tuple[float, float] | None = None
+    ) -> torch.Tensor:
+        """``scale * s + bias`` float[M] of the RoIs ``flat`` (box_scores float[B, R]); ``box_score`` =
+        ``(scale, bias)`` overrides the head's own factor."""
+        scale, bias = box_score if box_score is not None else (self.box_score_scale, self.box_score_bias)
+        return scale * box_scores.reshape(-1)[flat] + bias
+
+    def embed(self, pooled: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        """pooled float[M, Ch, k, k] × factor float[M] -> fc7 float[M, hidden]."""
+        pooled = pooled * factor.to(pooled.dtype)[:, None, None, None]
+        return self.mlp(pooled)
+
     def forward(
-        self, fmap: torch.Tensor, boxes: torch.Tensor, box_scores: torch.Tensor, mask: torch.Tensor
+        self,
+        fmap: torch.Tensor,
+        boxes: torch.Tensor,
+        box_scores: torch.Tensor,
+        mask: torch.Tensor,
+        box_score: tuple[float, float] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pool and embed the valid RoIs.
 
         Args:
             fmap: float[B, Ch, h, w]; boxes: float[B, R, 4] in the input frame; box_scores: float[B, R];
-                mask: bool[B, R].
+                mask: bool[B, R]; box_score: ``(scale, bias)`` instead of the head's own factor.
         Returns:
             fc7 float[M, hidden] for the M valid RoIs, and their flat indices long[M] into ``B * R``.
         """
-        rois, flat = rois_with_batch_index(boxes, mask)
-        pooled = self.pool(fmap, rois)
-        factor = self.box_score_scale * box_scores.reshape(-1)[flat] + self.box_score_bias
-        pooled = pooled * factor.to(pooled.dtype)[:, None, None, None]
-        return self.mlp(pooled), flat
+        pooled, flat = self.pool_valid(fmap, boxes, mask)
+        return self.embed(pooled, self.score_factor(box_scores, flat, box_score)), flat
 
 
 def network_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +168,17 @@ class RoINetwork(nn.Module):
             "roi_size": roi_size, "hidden": hidden, "dropout": dropout, "box_score_scale": box_score_scale,
             "box_score_bias": box_score_bias, "roi_op": roi_op, **extra_arch,
         }  # fmt: skip
-        self.backbone = build_backbone(backbone, pretrained, widths)
+        self.backbone, fc = build_backbone(backbone, pretrained, widths)
         self.head = RoIHead(
             self.backbone.out_channels, roi_size, hidden, dropout, 1 / self.backbone.stride,
             box_score_scale, box_score_bias, roi_op,
         )  # fmt: skip
+        if fc is not None:
+            # The authors' fc6/fc7 keep VGG16's names and shapes, so Caffe loads them from the ImageNet
+            # model; that only fits torchvision's classifier when the pooled map is 7x7x512 -> 4096.
+            if roi_size == 7 and hidden == 4096:
+                self.head.load_state_dict(fc, strict=True)
+                log.info("fc6/fc7 initialised from the pretrained VGG16 classifier (%s)", pretrained)
+            else:
+                log.info("fc6/fc7 stay randomly initialised: pretrained VGG16 fc layers need roi_size 7 and "
+                         "hidden 4096 (got roi_size %d, hidden %d)", roi_size, hidden)  # fmt: skip

@@ -23,7 +23,8 @@ __all__ = ["WSDDN", "WSDDNOutput", "build_teacher", "load_teacher", "objectness"
 class WSDDNOutput:
     """Padded per-RoI outputs; rows where ``mask`` is False are meaningless.
 
-    cls_logits, det_logits: float[B, R, C] (M^c, M^d); fc7: float[B, R, D]; mask: bool[B, R].
+    cls_logits, det_logits: float[B, R, C] (M^c, M^d); fc7: float[B, R, D] (at the requested box-score
+    factor, see :meth:`WSDDN.forward`); mask: bool[B, R].
     """
 
     cls_logits: torch.Tensor
@@ -89,12 +90,25 @@ class WSDDN(RoINetwork):
         self.fc8_d = xavier_linear(hidden, num_classes)
 
     def forward(
-        self, images: torch.Tensor, boxes: torch.Tensor, box_scores: torch.Tensor, mask: torch.Tensor
+        self,
+        images: torch.Tensor,
+        boxes: torch.Tensor,
+        box_scores: torch.Tensor,
+        mask: torch.Tensor,
+        fc7_box_score: tuple[float, float] | None = None,
     ) -> WSDDNOutput:
         """images float[B, 3, H, W]; boxes float[B, R, 4] in the image frame; box_scores float[B, R];
-        mask bool[B, R]."""
+        mask bool[B, R].
+
+        ``fc7_box_score`` = ``(scale, bias)``: the returned ``fc7`` is computed with this box-score factor
+        (e.g. the stage-1 prototxt's (1, 0)) from the same pooled features, while the logits keep the
+        teacher's own factor; one backbone pass either way.
+        """
         fmap = self.backbone(images)
-        fc7, flat = self.head(fmap, boxes, box_scores, mask)
+        pooled, flat = self.head.pool_valid(fmap, boxes, mask)
+        fc7 = self.head.embed(pooled, self.head.score_factor(box_scores, flat))
+        fc7_out = fc7 if fc7_box_score is None else self.head.embed(
+            pooled, self.head.score_factor(box_scores, flat, fc7_box_score))  # fmt: skip
         b, r = mask.shape
         c = self.fc8_c.out_features
 
@@ -106,7 +120,7 @@ class WSDDN(RoINetwork):
         return WSDDNOutput(
             cls_logits=scatter(self.fc8_c(fc7), c),
             det_logits=scatter(self.fc8_d(fc7), c),
-            fc7=scatter(fc7, fc7.shape[1]),
+            fc7=scatter(fc7_out, fc7_out.shape[1]),
             mask=mask,
         )
 

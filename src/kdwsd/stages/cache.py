@@ -17,13 +17,14 @@ __all__ = ["teacher_cache"]
 def teacher_cache(
     *, teacher: str, data: list[str], train_proposals: list[str], eval_proposals: list[str], cache: str,
     evaluation: str, eval_split: str, frame: int, rois: int, cached_rois: int | str, temperature: float,
-    objectness: str, norm: str, device: str, teacher_batch_size: int = 16, cache_shard_size: int = 1000,
-    loader_workers: int = 0,
+    objectness: str, feature_box_score: dict[str, float], precision: str, norm: str, device: str,
+    teacher_batch_size: int = 16, cache_shard_size: int = 1000, loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Run the eval-mode teacher at its single-scale ``frame``.
 
     Writes the training-set cache ``cache`` (docs/formats.md §4) for both orientations: soft targets at
-    ``temperature`` on both softmaxes, the top ``cached_rois`` RoIs by objectness with their fc7 features;
+    ``temperature`` on both softmaxes, the top ``cached_rois`` RoIs by objectness with their fc7 features
+    (pooled with ``feature_box_score``, the stage-1 factor; everything else with the teacher's own factor);
     and ``evaluation`` (an ``.npz`` for the ``eval_split``: image scores at t = 1, the top-10 boxes by
     objectness and the best box per class, in original pixels).
     """
@@ -45,7 +46,7 @@ def teacher_cache(
     write_teacher_cache(
         model, [ordered_loader(ds, frame, flip, bs, loader_workers) for flip in (False, True)], len(train),
         train.image_ids, train.sizes, cache, frame, kept, rois, temperature, objectness, cache_shard_size, dev,
-        teacher_path=teacher,
+        teacher_path=teacher, precision=precision, box_score=(feature_box_score["scale"], feature_box_score["bias"]),
     )  # fmt: skip
 
     split = load_split(data_dir, eval_split)
@@ -55,7 +56,7 @@ def teacher_cache(
     top_boxes = np.full((n, 10, 4), np.nan, np.float32)
     class_boxes = np.zeros((n, c, 4), np.float32)
     for batch in tqdm(ordered_loader(ds, frame, False, bs, loader_workers), desc=f"teacher on {eval_split}"):
-        res = run_teacher(model, batch, 1.0, objectness, dev)
+        res = run_teacher(model, batch, 1.0, objectness, dev, precision)
         for row, i in enumerate(batch["index"].tolist()):
             boxes = batch["boxes"][row].numpy()
             valid = int(batch["mask"][row].sum())

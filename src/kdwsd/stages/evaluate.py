@@ -47,13 +47,13 @@ def evaluate_teacher(
 
 def efficiency(
     *, teacher: str, student: str, qc: str, data: list[str], proposals: list[str], out: str, split: str,
-    frame: int, size: int, rois: int, norm: str, batches: int, device: str,
+    frame: int, size: int, rois: int, norm: str, batches: int, precision: str, device: str,
 ) -> None:  # fmt: skip
     """Parameters, MACs and measured images/s of the teacher (at ``frame`` with ``rois`` proposals, plus the
     proposal time from ``qc``) and the student (at ``size``) -> ``out`` (JSON)."""
     from kdwsd.efficiency import measure_efficiency
 
     result = measure_efficiency(teacher, student, qc, prepared_dir(data), split, proposals, frame, size, rois, norm,
-                                batches, device=device)  # fmt: skip
+                                batches, device=device, precision=precision)  # fmt: skip
     log.info("efficiency: %s", result)
     Path(out).write_text(json.dumps(result, indent=2))

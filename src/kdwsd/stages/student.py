@@ -11,29 +11,63 @@ __all__ = ["equal_compute_optim", "student", "student_stage1"]
 
 
 def student_stage1(
-    *, data: list[str], cache: str, model: str, curve: str, seed: str | int, network: dict[str, Any], size: int,
-    distilled_rois: int | str, optim: dict[str, Any], norm: str, device: str, checkpoints: str,
-    loader_workers: int = 0,
+    *, data: list[str], model: str, curve: str, seed: str | int, network: dict[str, Any], size: int,
+    distilled_rois: int | str, targets: str, optim: dict[str, Any], precision: str, norm: str, device: str,
+    checkpoints: str, cache: list[str] | None = None, teacher: list[str] | None = None,
+    proposals: list[str] | None = None, frame: int | None = None, teacher_rois: int | None = None,
+    feature_box_score: dict[str, float] | None = None, teacher_precision: str = "fp32", loader_workers: int = 0,
 ) -> None:  # fmt: skip
-    """KD stage 1, RoI-feature distillation (paper Eq. 3): the student's RoI fc7 regressed on the cached
-    teacher fc7 of the top ``distilled_rois`` cached RoIs. No classifier, no labels."""
+    """KD stage 1, RoI-feature distillation (paper Eq. 3): the student's RoI fc7 regressed on the teacher's.
+    No classifier, no labels.
+
+    ``targets``: ``cache`` reads the teacher fc7 of the top ``distilled_rois`` cached RoIs from ``cache``;
+    ``live`` runs the frozen ``teacher`` in the loop on the first ``distilled_rois`` of its ``teacher_rois``
+    ``proposals`` per image (all of them by default, as the paper), at ``frame``, with the stage-1 factor
+    ``feature_box_score`` and ``teacher_precision`` (no feature storage: one teacher forward per step).
+    """
     from kdwsd.data.dataset import MultiLabelImages
     from kdwsd.data.prepared import load_split
     from kdwsd.distill.cache import TeacherCache
     from kdwsd.models.student import build_student
-    from kdwsd.train.loop import OptimConfig, file_fingerprint
+    from kdwsd.train.loop import OptimConfig, file_fingerprint, valid_rois_in_batch
     from kdwsd.train.recipe import train_and_save
     from kdwsd.train.student import stage1_step
 
     seed = int(seed)
     data_dir = prepared_dir(data)
     split = load_split(data_dir, "train")
-    teacher_cache = TeacherCache(cache)
-    if teacher_cache.feature_dim != network["hidden"]:
-        raise ValueError(f"student.hidden ({network['hidden']}) must equal the teacher's fc7 width "
-                         f"({teacher_cache.feature_dim}) for feature distillation")  # fmt: skip
     rois = None if distilled_rois == "all" else int(distilled_rois)
-    dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois)
+    wrap = None
+    if targets == "cache":
+        if not cache:
+            raise ValueError("student.stage1.teacher is 'cache' but the rule gave no cache")
+        teacher_cache = TeacherCache(cache[0])
+        feature_dim, frame = teacher_cache.feature_dim, teacher_cache.frame_size
+        dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois)
+        inputs = [data_dir, cache[0]]
+    elif targets == "live":
+        from kdwsd.distill.live import LiveTeacher, with_live_targets
+        from kdwsd.models.teacher import load_teacher
+        from kdwsd.proposals.store import ProposalStore
+
+        if not (teacher and proposals and frame and teacher_rois and feature_box_score):
+            raise ValueError("student.stage1.teacher is 'live': the rule must give the teacher, its proposals, "
+                             "frame, teacher_rois and feature_box_score")  # fmt: skip
+        frozen = load_teacher(teacher[0])
+        feature_dim = frozen.head.out_features
+        n = teacher_rois if rois is None else min(rois, teacher_rois)
+        dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=n)
+        factor = (feature_box_score["scale"], feature_box_score["bias"])
+
+        def wrap(step: Any, dev: Any) -> Any:
+            return with_live_targets(step, LiveTeacher(frozen, factor, teacher_precision).to(dev))
+
+        inputs = [data_dir, teacher[0], *proposals]
+    else:
+        raise ValueError(f"student.stage1.teacher must be 'cache' or 'live', got {targets!r}")
+    if feature_dim != network["hidden"]:
+        raise ValueError(f"student.hidden ({network['hidden']}) must equal the teacher's fc7 width "
+                         f"({feature_dim}) for feature distillation")  # fmt: skip
 
     def build() -> Any:
         m = build_student(network, len(split.classes))
@@ -41,14 +75,15 @@ def student_stage1(
         m.tau.requires_grad_(False)
         return m
 
-    recipe = {"network": network, "size": size, "distilled_rois": distilled_rois, "optim": optim, "norm": norm}
+    recipe = {"network": network, "size": size, "distilled_rois": distilled_rois, "targets": targets,
+              "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
     train_and_save(
-        build=build, dataset=dataset, sizes=[teacher_cache.frame_size], flip=True, seed=seed,
-        optim=OptimConfig.from_dict(optim), step=stage1_step(size, teacher_cache.frame_size), head_prefixes=(),
-        lr_mults=None, device=device, checkpoint_dir=checkpoints, curve=curve, out_model=model,
-        fingerprint={"stage1": recipe, "seed": seed, "inputs": file_fingerprint([data_dir, cache])},
-        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed},
-        loader_workers=loader_workers, desc="student stage 1",
+        build=build, dataset=dataset, sizes=[frame], flip=True, seed=seed, optim=OptimConfig.from_dict(optim),
+        step=stage1_step(size, frame), head_prefixes=(), lr_mults=None, device=device, checkpoint_dir=checkpoints,
+        curve=curve, out_model=model, fingerprint={"stage1": recipe, "seed": seed, "inputs": file_fingerprint(inputs)},
+        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed, "frame_size": frame},
+        loader_workers=loader_workers, desc="student stage 1", precision=precision, normaliser=valid_rois_in_batch,
+        wrap_step=wrap,
     )  # fmt: skip
 
 
@@ -65,8 +100,8 @@ def student(
     *, data: list[str], stage1: list[str], cache: list[str], model: str, curve: str, experiment: str,
     seed: int, network: dict[str, Any], size: int, frame: int, tau_lr_mult: float,
     loss_weights: dict[str, float] | None,
-    optim: dict[str, Any], stage1_optim: dict[str, Any] | None, norm: str, device: str, checkpoints: str,
-    loader_workers: int = 0,
+    optim: dict[str, Any], stage1_optim: dict[str, Any] | None, precision: str, norm: str, device: str,
+    checkpoints: str, loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Stage 2 of one experiment (:data:`kdwsd.experiments.EXPERIMENTS`): label training, plus prediction KD
     (paper Eqs. 5 + 10) for the experiments that use it, starting from the ``stage1`` student for those that
@@ -104,7 +139,7 @@ def student(
 
     weights = loss_weights if exp.prediction_kd and loss_weights else {"label": 1.0, "kd": 0.0}
     recipe = {"network": network, "size": size, "frame": frame, "tau_lr_mult": tau_lr_mult, "loss_weights": weights,
-              "optim": optim, "norm": norm}  # fmt: skip
+              "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
     train_and_save(
         build=build, dataset=dataset, sizes=[frame], flip=True, seed=seed, optim=OptimConfig.from_dict(optim),
         step=stage2_step(size, weights["label"], weights["kd"], exp.prediction_kd),
@@ -114,5 +149,5 @@ def student(
                      "inputs": file_fingerprint([data_dir, *cache, *stage1])},
         metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed, "experiment": experiment,
                   "frame_size": frame},
-        loader_workers=loader_workers, desc=experiment,
+        loader_workers=loader_workers, desc=experiment, precision=precision,
     )  # fmt: skip

@@ -11,8 +11,8 @@ __all__ = ["teacher"]
 
 def teacher(
     *, data: list[str], proposals: list[str], model: str, curve: str, network: dict[str, Any], rois: int,
-    train_sizes: list[int], flip: bool, seed: int, optim: dict[str, Any], norm: str, device: str, checkpoints: str,
-    loader_workers: int = 0,
+    train_sizes: list[int], flip: bool, seed: int, optim: dict[str, Any], precision: str, norm: str, device: str,
+    checkpoints: str, loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Train T-WDet on the ``train`` split (multi-scale ``train_sizes`` + mirror, the top ``rois`` proposals
     per image) and write ``model``; ``curve`` gets the per-epoch losses. Resumes from ``checkpoints``."""
@@ -28,12 +28,12 @@ def teacher(
     split = load_split(data_dir, "train")
     dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=rois)
     recipe = {"network": network, "rois": rois, "train_sizes": train_sizes, "flip": flip, "seed": seed,
-              "optim": optim, "norm": norm}  # fmt: skip
+              "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
     train_and_save(
         build=lambda: build_teacher(network, len(split.classes)), dataset=dataset, sizes=train_sizes, flip=flip,
         seed=seed, optim=OptimConfig.from_dict(optim), step=teacher_step, head_prefixes=WSDDN.head_prefixes(),
         lr_mults=None, device=device, checkpoint_dir=checkpoints, curve=curve, out_model=model,
         fingerprint={"teacher": recipe, "inputs": file_fingerprint([data_dir, *proposals])},
         metadata={"classes": split.classes, "config": recipe, "norm": norm}, loader_workers=loader_workers,
-        desc="teacher",
+        desc="teacher", precision=precision,
     )  # fmt: skip
