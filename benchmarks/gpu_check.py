@@ -242,7 +242,8 @@ def markdown_table(rows: list[Row]) -> str:
     lines = ["| stage | batch | img/s | peak memory (GiB) | loss finite |", "|---|---|---|---|---|"]
     for r in rows:
         peak = "n/a (cpu)" if r.peak_mib is None else f"{r.peak_mib / 1024:.1f}"
-        lines.append(f"| {r.stage} | {r.batch} | {r.images_per_s:.1f} | {peak} | {'yes' if r.finite else 'no'} |")
+        rate = f"{r.images_per_s:.0f}" if r.images_per_s >= 100 else f"{r.images_per_s:.3g}"
+        lines.append(f"| {r.stage} | {r.batch} | {rate} | {peak} | {'yes' if r.finite else 'no'} |")
     return "\n".join(lines)
 
 
