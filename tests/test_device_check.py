@@ -13,6 +13,7 @@ from kdwsd.device_check import (
     DeviceUnavailableError,
     assign_local_gpu,
     cuda_report,
+    job_device,
     preflight_device,
     release_local_gpu,
     resolve_device,
@@ -172,3 +173,25 @@ def test_slot_dir_is_created(tmp_path: Path):
     assert assign_local_gpu(slots, 1, env={}) == 0
     assert (slots / "gpu0.lock").is_file()
     release_local_gpu(slots)
+
+
+def test_job_device_claims_a_free_gpu_among_the_visible_ones(tmp_path, fake_gpus):
+    fake_gpus(3)
+    ctx = mp.get_context("fork")
+    out, go = ctx.Queue(), ctx.Event()
+    holder = ctx.Process(target=_claim, args=(str(tmp_path), 3, out, go))
+    holder.start()
+    try:
+        assert out.get(timeout=20)[1] == 0
+        assert job_device("cuda", where="k", slot_dir=tmp_path, env={}) == torch.device("cuda", 1)
+        assert job_device("auto", where="k", slot_dir=tmp_path, env={}) == torch.device("cuda", 1)  # held
+        assert job_device("cuda:2", where="k", slot_dir=tmp_path, env={}) == torch.device("cuda", 2)  # as given
+        assert job_device("cuda", where="k", slot_dir=None, env={}) == torch.device("cuda", 0)
+        assert job_device("cpu", where="k", slot_dir=tmp_path, env={}) == torch.device("cpu")
+        release_local_gpu(tmp_path)
+    finally:
+        go.set()
+        holder.join(20)
+    fake_gpus(1)  # one GPU: nothing to share out, no slot file
+    assert job_device("cuda", where="k", slot_dir=tmp_path / "one", env={}) == torch.device("cuda", 0)
+    assert not (tmp_path / "one").exists()

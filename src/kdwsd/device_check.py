@@ -12,6 +12,7 @@
   a non-blocking ``flock`` on one slot file per GPU under ``slot_dir``. The lock belongs to the open file,
   so the operating system releases it when the process exits, crashed or not (no stale slots to clean).
   Under SLURM the scheduler has already isolated the job's GPU(s) in ``CUDA_VISIBLE_DEVICES``: index 0.
+* :func:`job_device` is what a job calls: the resolved device, with the claimed GPU when several are visible.
 
 (The integrator merges this module into ``kdwsd.device`` together with ``pick_device`` / ``autocast``.)
 """
@@ -37,6 +38,7 @@ __all__ = [
     "DeviceUnavailableError",
     "assign_local_gpu",
     "cuda_report",
+    "job_device",
     "preflight_device",
     "release_local_gpu",
     "resolve_device",
@@ -249,3 +251,26 @@ def release_local_gpu(slot_dir: Path | str) -> None:
     held = _HELD.pop(Path(slot_dir).resolve(), None)
     if held is not None:
         held[0].close()  # closing the file drops the flock
+
+
+def job_device(
+    requested: str,
+    *,
+    where: str,
+    slot_dir: Path | str | None,
+    env: Mapping[str, str] | None = None,
+) -> torch.device:
+    """The device one training / inference job uses: :func:`resolve_device`, then, for ``auto`` / ``cuda``
+    on a machine with several visible GPUs, the GPU claimed by :func:`assign_local_gpu` under ``slot_dir``.
+
+    An explicit ``cuda:N`` is used as given; ``slot_dir=None`` disables the claim (device 0). Inside a SLURM
+    job that isolated its GPU, the claim returns 0 without touching ``slot_dir``.
+    """
+    device = resolve_device(requested, where=where, env=env)
+    explicit_index = ":" in str(requested)
+    if device.type != "cuda" or explicit_index or slot_dir is None:
+        return device
+    n = torch.cuda.device_count()
+    if n <= 1:
+        return device
+    return torch.device("cuda", assign_local_gpu(slot_dir, n, env=env))
