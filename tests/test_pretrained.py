@@ -1,0 +1,189 @@
+"""Tests of kdwsd.pretrained.fetch_pretrained against the local HTTP server, with a small state-dict file and a
+small, working structured-edge model that EdgeBoxes then uses."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from httpserver import FileServer
+
+from kdwsd.boxes import iou_inclusive
+from kdwsd.data.download import ChecksumError
+from kdwsd.pretrained import (
+    STRUCTURED_MODEL_URL,
+    VGG16_IMAGENET_URL,
+    fetch_pretrained,
+    torch_hub_checkpoint,
+    torchvision_hash_prefix,
+)
+from kdwsd.proposals.edgeboxes import edge_boxes
+
+FAST = {"backoff": 0.01, "timeout": 5.0}
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+def _state_dict_bytes() -> tuple[dict[str, torch.Tensor], bytes]:
+    state = {"features.0.weight": torch.arange(24.0).view(2, 3, 2, 2), "features.0.bias": torch.tensor([0.5, -1.0])}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return state, buf.getvalue()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _record(path) -> dict:
+    return json.loads(path.read_text())["files"]
+
+
+def test_real_urls_and_their_hash_prefix():
+    from torchvision.models import VGG16_Weights
+
+    assert VGG16_Weights.IMAGENET1K_V1.url == VGG16_IMAGENET_URL
+    assert torchvision_hash_prefix(VGG16_IMAGENET_URL) == "397923af"
+    assert torchvision_hash_prefix(STRUCTURED_MODEL_URL) is None  # model.yml.gz: nothing in the name
+
+
+def test_torch_hub_checkpoint_honours_torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert torch_hub_checkpoint(VGG16_IMAGENET_URL) == tmp_path / "th" / "hub" / "checkpoints" / "vgg16-397923af.pth"
+
+
+def test_state_dict_is_fetched_prefix_checked_recorded_then_verified(server, tmp_path):
+    state, data = _state_dict_bytes()
+    name = f"vggtiny-{_sha(data)[:8]}.pth"  # torchvision's naming: the sha256 prefix in the name
+    url = server.add(f"models/{name}", data)
+    dest, record = tmp_path / "ckpt" / name, tmp_path / "checksums.json"
+
+    assert fetch_pretrained(url, dest, record, None, progress=False, download_options=FAST) == dest
+    loaded = torch.load(dest, map_location="cpu", weights_only=True)
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    entry = _record(record)[name]
+    assert entry["sha256"] == _sha(data) and entry["size"] == len(data)
+    assert entry["source"] == "recorded at first download" and entry["url"] == url
+
+    # a second call verifies the file on disk without the network
+    n_requests = len(server.requests_for(f"models/{name}"))
+    fetch_pretrained(url, dest, record, None, progress=False, download_options=FAST)
+    assert len(server.requests_for(f"models/{name}")) == n_requests
+
+    # a file changed after its first download is caught by the record and moved aside
+    dest.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(ChecksumError, match=r"expected (md5|sha256) .*from the checksum record"):
+        fetch_pretrained(url, dest, record, None, progress=False, download_options=FAST)
+    assert not dest.exists() and (dest.parent / f"{name}.corrupt").exists()
+
+
+def test_wrong_hash_prefix_is_refused_and_not_recorded(server, tmp_path):
+    _, data = _state_dict_bytes()
+    assert not _sha(data).startswith("deadbeef")
+    url = server.add("models/vggtiny-deadbeef.pth", data)
+    dest, record = tmp_path / "vggtiny-deadbeef.pth", tmp_path / "checksums.json"
+    with pytest.raises(ChecksumError, match=r"expected sha256 prefix deadbeef .*from the hash in the file name"):
+        fetch_pretrained(url, dest, record, None, progress=False, download_options=FAST)
+    assert not dest.exists() and (tmp_path / "vggtiny-deadbeef.pth.corrupt").exists()
+    assert not record.exists() or "vggtiny-deadbeef.pth" not in _record(record)
+
+
+def test_published_sha256_wins_and_must_agree_with_the_prefix(server, tmp_path):
+    _, data = _state_dict_bytes()
+    url = server.add("w.pth", data)
+    dest, record = tmp_path / "w.pth", tmp_path / "checksums.json"
+    with pytest.raises(ChecksumError, match="expected sha256 " + "0" * 64):
+        fetch_pretrained(url, dest, record, "0" * 64, progress=False, download_options=FAST)
+    (tmp_path / "w.pth.corrupt").unlink()
+    fetch_pretrained(url, dest, record, _sha(data), progress=False, download_options=FAST)
+    assert _record(record)["w.pth"]["source"] == "published"
+    with pytest.raises(ValueError, match="does not start with the prefix abcdef12"):
+        fetch_pretrained(url, dest, record, _sha(data), hash_prefix="abcdef12", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# a small working structured-edge model
+# --------------------------------------------------------------------------------------------------
+def _pair_feature(a: int, b: int, channel: int = 0, n_channels: int = 13, grid: int = 5, cells: int = 16) -> int:
+    """Feature id of the self-similarity feature ``cell a - cell b`` of ``channel`` (OpenCV's layout: the
+    ``cells²·n_channels`` regular features come first, then for each channel the ``grid²(grid²-1)/2`` pairs
+    ``a < b`` in lexicographic order)."""
+    pairs = grid * grid * (grid * grid - 1) // 2
+    return cells * cells * n_channels + channel * pairs + sum(grid * grid - 1 - k for k in range(a)) + (b - a - 1)
+
+
+def tiny_structured_model_yaml(threshold: float = 0.03) -> str:
+    """A 9-node structured-edge forest (one tree) that marks an edge where the smoothed L channel differs
+    across the patch centre by more than ``threshold``, horizontally or vertically.
+
+    OpenCV's loader (``structured_edge_detection.cpp``) reads the ``options`` block and, per tree, the flat
+    lists ``childs`` (0 = leaf; else left child = ``childs - 1``, right = ``childs``, both relative to the
+    tree's root), ``featureIds``, ``thresholds`` (go left when ``feature < threshold``), ``edgeBoundaries``
+    (leaf ``n`` paints bins ``edgeBins[edgeBoundaries[n]:edgeBoundaries[n + 1]]``) and ``edgeBins``
+    (pixels ``row * patchInnerSize + col`` of the 16×16 inner patch). Edge leaves paint the central 8×8
+    pixels twice, so a pixel inside a long edge reaches 1.0 (``step = 2·stride² / 16²`` per paint).
+    """
+    horizontal, vertical = _pair_feature(7, 17), _pair_feature(11, 13)  # grid cells left/right, above/below
+    # (feature, threshold, childs) per inner node; None = leaf
+    nodes = [(horizontal, -threshold, 2), None, (horizontal, threshold, 4), (vertical, -threshold, 6), None, None,
+             (vertical, threshold, 8), None, None]  # fmt: skip
+    edge_leaves = {1, 4, 5, 8}
+    centre = [r * 16 + c for r in range(4, 12) for c in range(4, 12)] * 2
+    bins, bounds = [], [0]
+    for k in range(len(nodes)):
+        bins += centre if k in edge_leaves else []
+        bounds.append(len(bins))
+
+    def row(xs: list) -> str:
+        return "   - [ " + ", ".join(map(str, xs)) + " ]"
+
+    return "\n".join([
+        "%YAML:1.0", "options:", "   stride: 2", "   shrinkNumber: 2", "   patchSize: 32", "   patchInnerSize: 16",
+        "   numberOfGradientOrientations: 4", "   gradientSmoothingRadius: 0", "   regFeatureSmoothingRadius: 2",
+        "   ssFeatureSmoothingRadius: 8", "   gradientNormalizationRadius: 4", "   selfsimilarityGridSize: 5",
+        "   numberOfTrees: 1", "   numberOfTreesToEvaluate: 1",
+        "childs:", row([n[2] if n else 0 for n in nodes]),
+        "featureIds:", row([n[0] if n else 0 for n in nodes]),
+        "thresholds:", row([float(n[1]) if n else 0.0 for n in nodes]),
+        "edgeBoundaries:", row(bounds),
+        "edgeBins:", row(bins),
+    ]) + "\n"  # fmt: skip
+
+
+def _rectangle_photo() -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [480, 640, 3] RGB: colour blotches with noise and a filled rectangle; its inclusive box."""
+    rng = np.random.default_rng(1)
+    image = cv2.resize(rng.uniform(60, 190, (12, 16, 3)).astype(np.float32), (640, 480))
+    image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    cv2.rectangle(image, (150, 110), (379, 289), (230, 40, 40), thickness=-1)
+    return image, np.array([[150, 110, 379, 289]], np.float32)
+
+
+def test_fetched_structured_model_drives_edge_boxes(server, tmp_path):
+    model_gz = gzip.compress(tiny_structured_model_yaml().encode())
+    url = server.add("opencv_extra/testdata/cv/ximgproc/model.yml.gz", model_gz)
+    dest, record = tmp_path / "pretrained" / "model.yml.gz", tmp_path / "pretrained" / "checksums.json"
+    path = fetch_pretrained(url, dest, record, None, progress=False, download_options=FAST)
+    assert _record(record)["model.yml.gz"]["sha256"] == _sha(model_gz)
+
+    image, box = _rectangle_photo()
+    edges = cv2.ximgproc.createStructuredEdgeDetection(str(path)).detectEdges(image.astype(np.float32) / 255)
+    assert edges.shape == image.shape[:2] and edges.dtype == np.float32 and float(edges.max()) > 0.9
+    ring = np.zeros(image.shape[:2], np.uint8)
+    cv2.rectangle(ring, (150, 110), (379, 289), 1, thickness=5)
+    assert edges[ring > 0].mean() > 10 * edges.mean() * (ring == 0).mean()  # the rectangle's outline stands out
+
+    # the fetched path is exactly what the proposals' structured_model parameter takes
+    boxes, scores = edge_boxes(image, 500, structured_model=str(path))
+    assert len(boxes) > 0 and np.all(np.diff(scores) <= 0)
+    assert iou_inclusive(box, boxes[:50]).max() >= 0.7
