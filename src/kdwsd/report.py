@@ -121,7 +121,7 @@ def make_run_plots(
     split = load_split(data_dir, split_name)
     n = min(num_examples, len(split))
     with np.load(teacher_outputs, allow_pickle=False) as f:
-        top_boxes = f["top_boxes"][:n]
+        t_scores, class_boxes = f["scores"][:n], f["class_boxes"][:n]
     sb, sk = np.load(baseline_scores), np.load(kd_scores)
 
     def top3(scores: np.ndarray) -> list[tuple[int, float]]:
@@ -129,9 +129,12 @@ def make_run_plots(
         return [(int(c), float(scores[c])) for c in order]
 
     images = [cv2.cvtColor(load_image(p), cv2.COLOR_BGR2RGB) for p in split.paths[:n]]
-    boxes = [b[~np.isnan(b).any(axis=1)] for b in top_boxes]
+    # the teacher's boxes: the best box of each of its 3 top-scoring classes, tagged with class and score
+    tags = [top3(s) for s in t_scores]
+    boxes = [class_boxes[i, [k for k, _ in tags[i]]] for i in range(n)]
     truth = [set(np.flatnonzero(row).tolist()) for row in split.labels[:n]]
     preds = {"w/o KD": [top3(s) for s in sb[:n]], "w/ KD": [top3(s) for s in sk[:n]]}
     plot_examples(images, boxes, truth, preds, split.classes, out_examples, max_images=n,
-                  title=f"{run}: teacher top-10 boxes; top-3 labels (blue right, red wrong)")  # fmt: skip
+                  gt_boxes=split.gt_boxes[:n] if split.has_boxes else None, teacher_box_labels=tags,
+                  title=f"{run}: teacher's top-3 class boxes; top-3 labels (blue right, red wrong)")  # fmt: skip
     plot_training_curves({Path(c).stem: c for c in curve_csvs}, out_curves)
