@@ -10,11 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from kdwsd.metrics import recall_at_n
 from kdwsd.plots import (
     _format_count,
     _order_by_frequency,
+    output_paths,
     plot_examples,
     plot_per_class_improvement,
+    plot_recall_vs_boxes,
     plot_training_curves,
 )
 
@@ -94,11 +97,11 @@ def test_per_class_improvement_80_classes_is_wider(tmp_path: Path) -> None:
     big = tmp_path / "coco.png"
     plot_per_class_improvement(_names(10), rng.normal(0.05, 0.03, 10), rng.integers(50, 9000, 10), small)
     counts = np.r_[45174, rng.integers(60, 9000, size=79)]
-    plot_per_class_improvement(_names(80), rng.normal(0.05, 0.03, 80), counts, big, title="COCO")
+    plot_per_class_improvement(_names(80), rng.normal(0.05, 0.03, 80), counts, big, title="COCO", formats=())
     w_small, _ = _check_png(small)
     w_big, _ = _check_png(big)
     assert w_big > 2.5 * w_small
-    plot_per_class_improvement(_names(81), rng.normal(0.05, 0.03, 81), rng.integers(1, 60000, 81), big)
+    plot_per_class_improvement(_names(81), rng.normal(0.05, 0.03, 81), rng.integers(1, 60000, 81), big, formats=())
     _check_png(big)
 
 
@@ -116,6 +119,27 @@ def test_per_class_improvement_nan_negative_and_svg(tmp_path: Path) -> None:
 def test_per_class_improvement_validation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="one entry per class"):
         plot_per_class_improvement(_names(3), np.zeros(4), np.ones(3), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="delta_err"):
+        plot_per_class_improvement(_names(3), np.zeros(3), np.ones(3), tmp_path / "x.png", delta_err=np.ones(4))
+
+
+def test_per_class_improvement_error_bars_and_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    delta = rng.normal(0.03, 0.03, size=12)
+    err = np.abs(rng.normal(0.01, 0.005, size=12))
+    err[2] = np.nan  # e.g. a class evaluated with one seed only
+    out = tmp_path / "err.png"
+    plot_per_class_improvement(_names(12), delta, rng.integers(50, 50_000, 12), out, delta_err=err,
+                               err_label="95 % CI (3 seeds)")  # fmt: skip
+    _check_png(out)
+    svg = (tmp_path / "err.svg").read_text()
+    # the reader is told the unit, the ordering, what the whiskers are and what the magenta numbers count
+    for text in ("percentage points", "sorted by number of training images", "95 % CI (3 seeds)",
+                 "training images of the class (1.2k = 1,200)"):  # fmt: skip
+        assert text in svg
+    assert (tmp_path / "err.pdf").is_file()
+    asym = np.vstack([err, 2 * err])
+    plot_per_class_improvement(_names(12), delta, np.ones(12), tmp_path / "asym.png", delta_err=asym)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -167,6 +191,23 @@ def test_plot_examples_wraps_and_limits(tmp_path: Path) -> None:
     assert h > 0.6 * w  # two rows of four
 
 
+def test_plot_examples_gt_and_labelled_teacher_boxes(tmp_path: Path) -> None:
+    images, boxes, truth, predictions, names = _example_inputs()
+    gt = [[(0, [12, 14, 98, 78]), (2, [60, 70, 290, 220])], [(1, [30, 30, 250, 280])], []]
+    tags = [[(0, 0.91), (2, 0.55), (4, 0.05)], [], [(3, 0.2 - 0.01 * j) for j in range(10)]]
+    out = tmp_path / "examples_gt.png"
+    plot_examples(images, boxes, truth, predictions, names, out, gt_boxes=gt, teacher_box_labels=tags, max_boxes=5)
+    _check_png(out, min_w=800, min_h=500)
+    svg = (tmp_path / "examples_gt.svg").read_text()
+    assert "person 0.91" in svg and "dining table 0.55" in svg and "gold dashed: ground truth" in svg
+    assert "tennis racket 0.16" in svg and "tennis racket 0.15" not in svg  # only max_boxes = 5 per image
+    with pytest.raises(ValueError, match="teacher_box_labels for 3 teacher boxes"):
+        bad = [[(0, 0.5)], [], tags[2]]
+        plot_examples(images, boxes, truth, predictions, names, out, teacher_box_labels=bad)
+    with pytest.raises(ValueError, match="class index 7"):
+        plot_examples(images, boxes, truth, predictions, names, out, gt_boxes=[[(7, [0, 0, 1, 1])], [], []])
+
+
 def test_plot_examples_grayscale_and_validation(tmp_path: Path) -> None:
     images, boxes, truth, predictions, names = _example_inputs()
     images[0] = images[0][..., 0]
@@ -183,21 +224,67 @@ def test_plot_examples_grayscale_and_validation(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # training curves
 # ----------------------------------------------------------------------------------------------------------
-def test_plot_training_curves(tmp_path: Path) -> None:
-    paths = {}
-    for i, model in enumerate(["baseline", "kd_full"]):
-        df = pd.DataFrame({"epoch": np.arange(1, 11), "loss": np.exp(-np.arange(10) / (3 + i))})
-        if i == 1:
-            df["val_mAP"] = np.linspace(0.3, 0.7, 10)
-        paths[model] = tmp_path / f"{model}.csv"
-        df.to_csv(paths[model], index=False)
+def _curve(path: Path, n: int = 8, **cols) -> Path:
+    df = pd.DataFrame({"epoch": np.arange(1, n + 1), **cols, "lr": 1e-3, "images_per_s": 50.0, "seconds": 9.0})
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_plot_training_curves_panels_per_loss_term(tmp_path: Path) -> None:
+    e = np.arange(8)
+    paths = {
+        "teacher": _curve(tmp_path / "teacher.csv", loss=np.exp(-e / 3)),
+        "student_stage1_seed0": _curve(tmp_path / "s1.csv", loss=5 * np.exp(-e / 2), rois=300.0),
+        "baseline": _curve(tmp_path / "baseline.csv", loss=np.exp(-e / 4), label=np.exp(-e / 4)),
+        "kd_full": _curve(
+            tmp_path / "kd.csv", loss=0.5 + np.exp(-e / 4), label=np.exp(-e / 4), kd=0.5 + 0 * e,
+            tau_mean=1 + e / 10, val_mAP=np.linspace(0.3, 0.7, 8),
+        ),
+    }  # fmt: skip
     out = tmp_path / "curves.png"
-    plot_training_curves(paths, out)
-    _check_png(out)
+    titles = plot_training_curves(paths, out)
+    _check_png(out, min_w=900, min_h=500)
+    assert titles == [
+        "teacher: WSDDN loss (BCE)",
+        "student stage 1: feature loss",
+        "student stage 2: label loss (BCE)",
+        "student stage 2: KD loss",
+        "student stage 2: mean τ",
+        "validation mAP",
+    ]  # and no throughput / lr / seconds / rois panel
+    assert (tmp_path / "curves.pdf").read_bytes()[:5] == b"%PDF-"
+    # val_mAP only appears when logged; a model can be assigned a stage explicitly
+    titles = plot_training_curves({"x": paths["teacher"]}, tmp_path / "t.png", stages={"x": "teacher"})
+    assert titles == ["teacher: WSDDN loss (BCE)"]
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"step": [1], "loss": [1.0]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="epoch"):
         plot_training_curves({"x": bad}, tmp_path / "y.png")
+    with pytest.raises(ValueError, match="stages"):
+        plot_training_curves({"x": paths["teacher"]}, tmp_path / "y.png", stages={"x": "stage3"})
+
+
+def test_output_paths_and_formats(tmp_path: Path) -> None:
+    assert output_paths(tmp_path / "a.png") == [tmp_path / "a.png", tmp_path / "a.pdf", tmp_path / "a.svg"]
+    assert output_paths(tmp_path / "a.svg", ("png",)) == [tmp_path / "a.svg", tmp_path / "a.png"]
+    plot_per_class_improvement(_names(3), np.zeros(3), np.ones(3), tmp_path / "z.png", formats=("png",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.png"]
+
+
+def test_plot_recall_vs_boxes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    props, gts = [], []
+    for _ in range(10):
+        xy = rng.uniform(0, 100, (300, 2))
+        props.append(np.c_[xy, xy + rng.uniform(5, 60, (300, 2))])
+        g = rng.uniform(0, 100, (3, 2))
+        gts.append(np.c_[g, g + rng.uniform(10, 40, (3, 2))])
+    df = recall_at_n(props, gts, ns=(1, 10, 50, 100, 300))
+    both = pd.concat([df.assign(source="random A"), df.assign(source="random B", recall=df["recall"] / 2)])
+    plot_recall_vs_boxes(both, tmp_path / "recall.png", title="proposal recall")
+    _check_png(tmp_path / "recall.png")
+    with pytest.raises(ValueError, match="recall_at_n"):
+        plot_recall_vs_boxes(pd.DataFrame({"n": [1]}), tmp_path / "x.png")
 
 
 def test_no_pyplot_state() -> None:

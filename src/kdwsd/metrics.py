@@ -31,7 +31,15 @@ import pandas as pd
 
 from kdwsd.boxes import iou_inclusive
 
-__all__ = ["average_precision", "corloc", "multilabel_metrics", "per_class_table"]
+__all__ = [
+    "average_precision",
+    "corloc",
+    "detection_ap",
+    "multilabel_metrics",
+    "per_class_table",
+    "recall_at_n",
+    "teacher_detections",
+]
 
 TOP_K_MODES = ("top_k", "top_k_and_threshold")
 
@@ -410,3 +418,267 @@ def corloc(
         "CorLoc_pooled": float(n_correct.sum() / total) if total > 0 else float("nan"),
         "CorLoc_num_pairs": [int(v) for v in n_pairs],
     }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# detection AP (VOC style), teacher detections, proposal recall vs number of boxes
+# ----------------------------------------------------------------------------------------------------------
+Detection = tuple[int, float, Sequence[float]]
+
+
+def _voc_ap(rec: np.ndarray, prec: np.ndarray, use_07_metric: bool) -> float:
+    """Area under a precision/recall curve, as the VOC devkit (``voc_eval.voc_ap`` of py-faster-rcnn)."""
+    if use_07_metric:  # 11-point interpolation: mean over t in {0, 0.1, ..., 1} of max precision at recall >= t
+        return float(
+            sum((prec[rec >= t].max() if (rec >= t).any() else 0.0) for t in np.linspace(0.0, 1.0, 11)) / 11.0
+        )
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # precision envelope
+    i = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def _check_gt(gt_boxes: Sequence[Sequence[tuple[int, Sequence[float]]]], num_classes: int) -> list:
+    """Per image: (int64 classes [G], float64 boxes [G, 4]) from the ``corloc`` format."""
+    out = []
+    for i, entries in enumerate(gt_boxes):
+        cls, boxes = [], []
+        for entry in entries:
+            if len(entry) != 2 or len(entry[1]) != 4:
+                raise ValueError(f"gt_boxes[{i}] entries must be (class_index, [x1, y1, x2, y2]); got {entry!r}")
+            if not 0 <= int(entry[0]) < num_classes:
+                raise ValueError(f"gt_boxes[{i}] has class index {entry[0]} outside [0, {num_classes})")
+            cls.append(int(entry[0]))
+            boxes.append(entry[1])
+        out.append((np.asarray(cls, dtype=np.int64), np.asarray(boxes, dtype=np.float64).reshape(-1, 4)))
+    return out
+
+
+def detection_ap(
+    detections: Sequence[Sequence[Detection]],
+    gt_boxes: Sequence[Sequence[tuple[int, Sequence[float]]]],
+    num_classes: int,
+    iou: float = 0.5,
+    use_07_metric: bool = True,
+    difficult: Sequence[Sequence[bool]] | None = None,
+) -> dict[str, Any]:
+    """Per-class detection AP as the PASCAL VOC devkit computes it (the WSOD papers' "detection mAP").
+
+    For each class the detections of all images are ranked by score (decreasing; equal scores keep image
+    order, then list order). A detection is a true positive when its IoU with some ground-truth box of its
+    class in its image is ``>= iou`` and that best-overlapping box is not taken yet by a higher-scoring
+    detection; otherwise a false positive (a second hit on a box counts as a false positive). A detection
+    whose best box is ``difficult`` is ignored (neither TP nor FP) and difficult boxes are not counted in
+    the number of positives -- the logic of ``voc_eval`` of py-faster-rcnn. IoU is inclusive-pixel
+    (:func:`kdwsd.boxes.iou_inclusive`; width = x2 - x1 + 1), as in the devkit, and a hit needs
+    ``IoU >= iou`` as in the MATLAB devkit and :func:`corloc` (py-faster-rcnn uses ``>``; they differ only at
+    exactly 0.5).
+
+    Args:
+        detections: length N; per image a list of ``(class_index, score, [x1, y1, x2, y2])``.
+        gt_boxes: length N; per image a list of ``(class_index, [x1, y1, x2, y2])`` (the :func:`corloc`
+            format).
+        num_classes: C.
+        iou: IoU threshold of a hit.
+        use_07_metric: VOC2007 11-point interpolated AP (True) or the VOC2010+ area under the monotone
+            precision envelope (False).
+        difficult: optional, length N, per image one bool per ``gt_boxes`` entry.
+
+    Returns:
+        ``{"mAP": mean AP over classes with at least one non-difficult box, "AP": list[float] (length C,
+        NaN for a class without such box), "num_gt": list[int], "num_detections": list[int]}``.
+    """
+    n = len(gt_boxes)
+    if len(detections) != n:
+        raise ValueError(f"detections has {len(detections)} entries but gt_boxes has {n} (one per image)")
+    gts = _check_gt(gt_boxes, num_classes)
+    if difficult is None:
+        diffs = [np.zeros(len(c), dtype=bool) for c, _ in gts]
+    else:
+        if len(difficult) != n:
+            raise ValueError(f"difficult has {len(difficult)} entries but gt_boxes has {n} (one per image)")
+        diffs = [np.asarray(d, dtype=bool).reshape(-1) for d in difficult]
+        for i, (d, (c, _)) in enumerate(zip(diffs, gts, strict=True)):
+            if len(d) != len(c):
+                raise ValueError(f"difficult[{i}] has {len(d)} flags for {len(c)} ground-truth boxes")
+
+    # Per class: scores and (1 TP, 0 FP, -1 ignored) of every detection, in (image, score) order.
+    scores_by_class: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    kind_by_class: list[list[np.ndarray]] = [[] for _ in range(num_classes)]
+    for i, dets in enumerate(detections):
+        if len(dets) == 0:
+            continue
+        try:
+            d_cls = np.asarray([int(d[0]) for d in dets], dtype=np.int64)
+            d_score = np.asarray([float(d[1]) for d in dets], dtype=np.float64)
+            d_box = np.asarray([d[2] for d in dets], dtype=np.float64).reshape(-1, 4)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"detections[{i}] entries must be (class_index, score, [x1, y1, x2, y2])") from exc
+        if ((d_cls < 0) | (d_cls >= num_classes)).any():
+            raise ValueError(f"detections[{i}] has a class index outside [0, {num_classes})")
+        g_cls, g_box = gts[i]
+        for k in np.unique(d_cls):
+            sel = np.flatnonzero(d_cls == k)
+            sel = sel[np.argsort(-d_score[sel], kind="stable")]  # matching is greedy in score order per image
+            kind = np.zeros(len(sel), dtype=np.int8)
+            gsel = np.flatnonzero(g_cls == k)
+            if len(gsel):
+                ov = iou_inclusive(d_box[sel][:, None], g_box[gsel][None])  # [D, G]
+                best = ov.argmax(axis=1)
+                hit = ov[np.arange(len(sel)), best] >= float(iou)
+                taken = np.zeros(len(gsel), dtype=bool)
+                is_diff = diffs[i][gsel]
+                for j in range(len(sel)):
+                    if not hit[j]:
+                        continue
+                    if is_diff[best[j]]:
+                        kind[j] = -1
+                    elif not taken[best[j]]:
+                        kind[j] = 1
+                        taken[best[j]] = True
+            scores_by_class[k].append(d_score[sel])
+            kind_by_class[k].append(kind)
+
+    ap = np.full(num_classes, np.nan)
+    num_gt = np.zeros(num_classes, dtype=np.int64)
+    for (g_cls, _), d in zip(gts, diffs, strict=True):
+        np.add.at(num_gt, g_cls[~d], 1)
+    num_det = np.zeros(num_classes, dtype=np.int64)
+    for k in range(num_classes):
+        sc = np.concatenate(scores_by_class[k]) if scores_by_class[k] else np.zeros(0)
+        kind = np.concatenate(kind_by_class[k]) if kind_by_class[k] else np.zeros(0, dtype=np.int8)
+        num_det[k] = len(sc)
+        if num_gt[k] == 0:
+            continue
+        order = np.argsort(-sc, kind="stable")
+        kind = kind[order]
+        tp = np.cumsum(kind == 1, dtype=np.float64)
+        fp = np.cumsum(kind == 0, dtype=np.float64)
+        rec = tp / num_gt[k]
+        prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+        ap[k] = _voc_ap(rec, prec, use_07_metric)
+    has_gt = num_gt > 0
+    return {
+        "mAP": float(ap[has_gt].mean()) if has_gt.any() else float("nan"),
+        "AP": [float(v) for v in ap],
+        "num_gt": [int(v) for v in num_gt],
+        "num_detections": [int(v) for v in num_det],
+    }
+
+
+def teacher_detections(
+    region_scores: Any,
+    boxes: Any,
+    nms_iou: float = 0.3,
+    score_thresh: float = 1e-4,
+    max_per_class: int = 100,
+) -> list[Detection]:
+    """Detections of one image from the WSDDN region scores: per-class NMS, as WSDDN / OICR evaluate.
+
+    Args:
+        region_scores: float [R, C] region scores (the product of the two softmaxes, the teacher's
+            ``region_scores`` output at temperature 1).
+        boxes: float [R, 4] ``x1, y1, x2, y2`` inclusive pixels, in the frame the detections should be in
+            (map them to the original image first to compare with ground truth).
+        nms_iou: boxes of one class overlapping a higher-scoring kept box with IoU > ``nms_iou`` are dropped.
+            The IoU is the inclusive-pixel one (``torchvision.ops.batched_nms`` on ``[x1, y1, x2 + 1, y2 + 1]``).
+        score_thresh: regions scoring ``<= score_thresh`` for a class are not candidates for that class.
+        max_per_class: at most this many detections per class (the highest-scoring).
+
+    Returns:
+        list of ``(class_index, score, (x1, y1, x2, y2))``, ordered by class then decreasing score; the
+        input of :func:`detection_ap`.
+    """
+    import torch
+    from torchvision.ops import batched_nms
+
+    s = torch.as_tensor(np.asarray(region_scores, dtype=np.float32))
+    b = torch.as_tensor(np.asarray(boxes, dtype=np.float32))
+    if s.ndim != 2 or b.shape != (s.shape[0], 4):
+        raise ValueError(f"region_scores must be [R, C] and boxes [R, 4]; got {tuple(s.shape)} and {tuple(b.shape)}")
+    r_idx, c_idx = torch.nonzero(s > score_thresh, as_tuple=True)
+    if len(r_idx) == 0:
+        return []
+    cand_scores = s[r_idx, c_idx]
+    cand_boxes = b[r_idx]
+    exclusive = cand_boxes + torch.tensor([0.0, 0.0, 1.0, 1.0])  # inclusive-pixel IoU in torchvision's convention
+    keep = batched_nms(exclusive, cand_scores, c_idx, float(nms_iou))  # sorted by decreasing score
+    out: list[Detection] = []
+    per_class: dict[int, int] = {}
+    for j in keep.tolist():
+        k = int(c_idx[j])
+        if per_class.get(k, 0) >= max_per_class:
+            continue
+        per_class[k] = per_class.get(k, 0) + 1
+        out.append((k, float(cand_scores[j]), tuple(float(v) for v in cand_boxes[j])))
+    out.sort(key=lambda d: (d[0], -d[1]))
+    return out
+
+
+def _gt_box_array(entries: Any, i: int) -> np.ndarray:
+    """Ground-truth boxes of one image as float64 [G, 4], from an array [G, 4] or ``(class, box)`` pairs."""
+    if isinstance(entries, np.ndarray):
+        arr = entries.astype(np.float64)
+    else:
+        entries = list(entries)
+        if entries and len(entries[0]) == 2:  # the corloc format
+            entries = [box for _, box in entries]
+        arr = np.asarray(entries, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"ground-truth boxes of image {i} must be [G, 4] or (class, box) pairs; got {arr.shape}")
+    return arr
+
+
+def recall_at_n(
+    proposals_per_image: Sequence[np.ndarray],
+    gt_boxes_per_image: Sequence[Any],
+    ns: Sequence[int] = (1, 10, 50, 100, 500, 1000, 2000),
+    ious: Sequence[float] = (0.5, 0.7),
+) -> pd.DataFrame:
+    """Proposal recall as a function of the number of boxes kept per image.
+
+    A ground-truth box is recalled at ``n`` when one of the first ``n`` proposals of its image (proposals are
+    taken in the given order, best first) has inclusive-pixel IoU ``>= iou`` with it. Images with fewer
+    than ``n`` proposals use all they have.
+
+    Args:
+        proposals_per_image: per image float [P_i, 4] ``x1, y1, x2, y2``, best first.
+        gt_boxes_per_image: per image float [G_i, 4] or the :func:`corloc` list of ``(class, box)``.
+        ns: numbers of boxes.
+        ious: IoU thresholds.
+
+    Returns:
+        DataFrame with one row per (iou, n) and columns ``iou, n, recall, num_gt`` (recall NaN when there
+        is no ground-truth box).
+    """
+    if len(proposals_per_image) != len(gt_boxes_per_image):
+        raise ValueError(
+            f"{len(proposals_per_image)} proposal arrays but {len(gt_boxes_per_image)} ground-truth entries "
+            "(one per image each)"
+        )
+    ns_arr = np.asarray(sorted({int(v) for v in ns}), dtype=np.int64)
+    if (ns_arr < 1).any():
+        raise ValueError(f"ns must be positive; got {list(ns)}")
+    thr = np.asarray([float(t) for t in ious])
+    hits = np.zeros((len(thr), len(ns_arr)), dtype=np.int64)
+    total = 0
+    for i, (props, gt) in enumerate(zip(proposals_per_image, gt_boxes_per_image, strict=True)):
+        g = _gt_box_array(gt, i)
+        if len(g) == 0:
+            continue
+        total += len(g)
+        p = np.asarray(props, dtype=np.float64).reshape(-1, 4)
+        if len(p) == 0:
+            continue
+        ov = np.nan_to_num(iou_inclusive(g[:, None], p[None]), nan=0.0)  # [G, P]
+        best = np.maximum.accumulate(ov, axis=1)[:, np.minimum(ns_arr, len(p)) - 1]  # [G, len(ns)]
+        hits += (best[None] >= thr[:, None, None]).sum(axis=1)
+    rows = [
+        {"iou": float(t), "n": int(n), "recall": hits[a, b] / total if total else float("nan"), "num_gt": total}
+        for a, t in enumerate(thr)
+        for b, n in enumerate(ns_arr)
+    ]
+    return pd.DataFrame(rows, columns=["iou", "n", "recall", "num_gt"])

@@ -1,9 +1,12 @@
-"""Figures: per-class AP improvement (paper Fig. 4), example predictions (paper Fig. 1), training curves.
+"""Figures: per-class AP improvement (paper Fig. 4), example predictions (paper Fig. 1), training curves,
+proposal recall vs number of boxes.
 
 Everything is drawn on ``matplotlib.figure.Figure`` objects attached to the Agg canvas, never through
 ``pyplot``: nothing opens a window, no global state (current figure, backend) changes, and figures are freed
-as soon as they go out of scope. The output format follows the file suffix: ``.png`` (raster, 150 dpi),
-``.svg`` (vector), any other suffix matplotlib knows (e.g. ``.pdf``); no suffix means PNG.
+as soon as they go out of scope. Every figure is written to ``out_path`` (format from its suffix: ``.png``
+raster at 150 dpi, ``.svg``/``.pdf`` vector; no suffix means PNG) **and** next to it in each of ``formats``
+(default PNG, PDF and SVG: ``fig.png`` also gives ``fig.pdf`` and ``fig.svg``), so the paper can take the
+vector files.
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-__all__ = ["plot_examples", "plot_per_class_improvement", "plot_training_curves"]
+__all__ = [
+    "CURVE_PANELS",
+    "FORMATS",
+    "curve_stage",
+    "output_paths",
+    "plot_examples",
+    "plot_per_class_improvement",
+    "plot_recall_vs_boxes",
+    "plot_training_curves",
+]
 
 DPI = 150
 POSITIVE_COLOR = "#33b31a"  # green, as the paper's bars
@@ -30,6 +42,9 @@ COUNT_COLOR = "#c0179a"  # magenta, as the paper's count labels
 BOX_COLOR = "#00e600"
 CORRECT_COLOR = "#0010d0"
 WRONG_COLOR = "#e00000"
+
+GT_COLOR = "#ffd700"  # gold: ground-truth boxes, distinct from the teacher's green
+FORMATS = ("png", "pdf", "svg")
 
 PathLike = str | os.PathLike[str]
 
@@ -40,12 +55,28 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _save(fig: Figure, out_path: PathLike) -> None:
-    """Write ``fig`` to ``out_path`` (parents created), format from the suffix, rasters at :data:`DPI`."""
+def output_paths(out_path: PathLike, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """The files a plot function writes: ``out_path`` itself, then ``out_path`` with each other suffix of
+    ``formats`` (so a rule can declare them: ``plots/x.png`` -> ``[plots/x.png, plots/x.pdf, plots/x.svg]``)."""
     path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix.lower().lstrip(".") or "png"
-    fig.savefig(path, format=fmt, dpi=DPI, facecolor="white")
+    out = [path]
+    for fmt in formats:
+        other = path.with_suffix("." + fmt.lower().lstrip("."))
+        if other not in out:
+            out.append(other)
+    return out
+
+
+def _save(fig: Figure, out_path: PathLike, formats: Sequence[str] = FORMATS) -> None:
+    """Write ``fig`` to every path of :func:`output_paths` (parents created), rasters at :data:`DPI`."""
+    for path in output_paths(out_path, formats):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = path.suffix.lower().lstrip(".") or "png"
+        # metadata without a date, so a rerun gives the same bytes for the vector formats
+        meta = {"Date": None} if fmt in ("svg", "pdf") else None
+        if fmt == "pdf":
+            meta = {"CreationDate": None}
+        fig.savefig(path, format=fmt, dpi=DPI, facecolor="white", metadata=meta)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -105,29 +136,50 @@ def _fit_ylim_to_texts(fig: Figure, ax, texts: list, lo: float, hi: float) -> No
         ax.set_ylim(ylo, yhi)
 
 
+def _error_bounds(err: np.ndarray | Sequence | None, c: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(below, above) error half-lengths, each float [C], from a symmetric [C] or a [2, C] array."""
+    if err is None:
+        return None
+    e = np.asarray(err, dtype=np.float64)
+    if e.shape == (c,):
+        return e, e
+    if e.shape == (2, c):
+        return e[0], e[1]
+    raise ValueError(f"delta_err must have shape [C] (symmetric) or [2, C] (below, above) with C = {c}; got {e.shape}")
+
+
 def plot_per_class_improvement(
     class_names: Sequence[str],
     delta_ap: np.ndarray,
     train_counts: np.ndarray,
     out_path: PathLike,
     title: str = "",
-    ylabel: str = "AP improvement (%)",
+    ylabel: str = "ΔAP (percentage points)",
+    *,
+    delta_err: np.ndarray | None = None,
+    err_label: str = "95 % interval over seeds",
+    formats: Sequence[str] = FORMATS,
 ) -> None:
     """Bar chart of the per-class AP change, in the style of the paper's Fig. 4.
 
-    Classes are sorted by training-image count (descending; ties keep class order). Each bar is
-    ``100 * delta_ap`` -- **the input is a difference of AP fractions, drawn in percentage points** --
-    green when >= 0 and red when < 0, with the class's training-image count written at its end (``45k``,
-    ``1.2k``, ``120``). A class with NaN delta (e.g. no test positive) gets no bar and ``n/a``. The mean
-    change over finite classes is drawn as a dashed line and given in the legend.
+    Classes are sorted by training-image count (descending; ties keep class order; the x-axis label says
+    so). Each bar is ``100 * delta_ap`` -- **the input is a difference of AP fractions, drawn in percentage
+    points** -- green when >= 0 and red when < 0, with the class's training-image count written at its end
+    (``45k`` = 45,000, ``1.2k``, ``120``). With ``delta_err`` each bar gets an error bar (e.g. the seed mean's
+    95 % interval or its sd). A class with NaN delta (e.g. no test positive) gets no bar and ``n/a``. The
+    mean change over finite classes is drawn as a dashed line and given in the legend.
 
     Args:
         class_names: [C] class names (x tick labels).
-        delta_ap: float [C], AP(model) - AP(baseline) as fractions.
+        delta_ap: float [C], AP(model) - AP(baseline) as fractions (the mean over seeds when there are several).
         train_counts: [C] training images per class.
-        out_path: output file (``.png`` at 150 dpi, or ``.svg``/``.pdf``).
-        title: text at the top left of the plot.
+        out_path: output file (see :func:`output_paths`).
+        title: text at the top of the plot.
         ylabel: y-axis label.
+        delta_err: optional float [C] (symmetric half-width) or [2, C] (length below, length above the bar
+            end), in AP fractions like ``delta_ap``; NaN entries draw no error bar.
+        err_label: legend text of the error bars (say what they are: interval or sd, over how many seeds).
+        formats: files written next to ``out_path`` (see :func:`output_paths`).
     """
     names = [str(n) for n in class_names]
     delta = np.asarray(delta_ap, dtype=np.float64).reshape(-1)
@@ -140,6 +192,7 @@ def plot_per_class_improvement(
             f"class_names ({c}), delta_ap ({delta.size}) and train_counts ({counts.size}) must have one "
             "entry per class"
         )
+    bounds = _error_bounds(delta_err, c)
     order = _order_by_frequency(counts)
     d = 100.0 * delta[order]
     n_sorted = counts[order]
@@ -147,7 +200,7 @@ def plot_per_class_improvement(
     finite = np.isfinite(d)
 
     many = c > 24
-    fig = _new_figure((max(6.4, 0.8 + 0.245 * c), 4.6 if many else 4.2))
+    fig = _new_figure((max(6.4, 0.8 + 0.245 * c), 4.8 if many else 4.4))
     ax = fig.add_subplot()
     x = np.arange(c)
     heights = np.where(finite, d, 0.0)
@@ -158,9 +211,24 @@ def plot_per_class_improvement(
     if np.isfinite(mean):
         ax.axhline(mean, color="0.35", linewidth=1.0, linestyle="--", zorder=2)
 
+    # the label of a bar goes beyond its error bar, so whisker and text never overlap
+    top, bottom = heights.copy(), heights.copy()
+    err_handle = None
+    if bounds is not None:
+        below = 100.0 * np.nan_to_num(bounds[0][order], nan=0.0)
+        above = 100.0 * np.nan_to_num(bounds[1][order], nan=0.0)
+        has = finite & (np.isfinite(bounds[0][order]) | np.isfinite(bounds[1][order]))
+        if has.any():
+            err_handle = ax.errorbar(
+                x[has], heights[has], yerr=np.vstack([below[has], above[has]]), fmt="none", ecolor="black",
+                elinewidth=0.8, capsize=1.5 if many else 2.5, capthick=0.8, zorder=5,
+            )  # fmt: skip
+        top = np.where(has, heights + above, heights)
+        bottom = np.where(has, heights - below, heights)
+
     fontsize = 7 if many else 8.5
     texts = []
-    for xi, h, n, ok in zip(x, heights, n_sorted, finite, strict=True):
+    for xi, h, tp, bt, n, ok in zip(x, heights, top, bottom, n_sorted, finite, strict=True):
         label = _format_count(n) if np.isfinite(n) else "?"
         if not ok:
             label = f"n/a ({label})"
@@ -168,7 +236,7 @@ def plot_per_class_improvement(
         texts.append(
             ax.annotate(
                 label,
-                (xi, h),
+                (xi, max(h, tp) if up else min(h, bt)),
                 xytext=(0, 2 if up else -2),
                 textcoords="offset points",
                 ha="center",
@@ -176,7 +244,7 @@ def plot_per_class_improvement(
                 rotation=90 if many else 0,
                 fontsize=fontsize,
                 color=COUNT_COLOR,
-                zorder=5,
+                zorder=6,
                 bbox={
                     "boxstyle": "square,pad=0.05",
                     "facecolor": "white",
@@ -196,6 +264,7 @@ def plot_per_class_improvement(
     )
     ax.set_xlim(-0.6, c - 0.4)
     ax.set_ylabel(ylabel)
+    ax.set_xlabel("classes, sorted by number of training images (most frequent first)", fontsize=9)
     ax.yaxis.grid(True, linestyle="--", linewidth=0.6, color="0.8", zorder=0)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
@@ -204,38 +273,38 @@ def plot_per_class_improvement(
     n_neg = int((d[finite] < 0).sum())
     n_fin = int(finite.sum())
     handles = [
-        Patch(
-            facecolor=POSITIVE_COLOR, edgecolor="black", linewidth=0.5, label=f"improved ({n_pos}/{n_fin})"
-        ),
-        Patch(
-            facecolor=NEGATIVE_COLOR,
-            edgecolor="black",
-            linewidth=0.5,
-            label=f"worse ({n_neg}/{n_fin})",
-        ),
+        Patch(facecolor=POSITIVE_COLOR, edgecolor="black", linewidth=0.5, label=f"improved ({n_pos}/{n_fin})"),
+        Patch(facecolor=NEGATIVE_COLOR, edgecolor="black", linewidth=0.5, label=f"worse ({n_neg}/{n_fin})"),
         Line2D([], [], color="0.35", linestyle="--", label=f"mean {mean:+.2f} pp"),
-        Line2D([], [], linestyle="none", marker="$k$", color=COUNT_COLOR, label="training images per class"),
     ]
+    if err_handle is not None:
+        err_handle.set_label(err_label)
+        handles.append(err_handle)
+    # a sample count as the marker ("120"): the number is a count of images, "k" only appears as its unit
+    handles.append(
+        Line2D([], [], linestyle="none", marker="$120$", markersize=14, color=COUNT_COLOR,
+               label="training images of the class (1.2k = 1,200)")
+    )  # fmt: skip
     ax.legend(
         handles=handles,
         loc="lower left",
         bbox_to_anchor=(0.0, 1.0),
-        ncols=4 if c > 12 else 2,
+        ncols=len(handles) if c > 12 else 2,
         fontsize=8,
         frameon=False,
         borderaxespad=0.3,
-        handlelength=1.6,
+        handlelength=1.8,
     )
     summary = f"mean ΔAP {mean:+.2f} pp over {n_fin} classes"
     # title on its own line, the summary below it, so neither is cut off on a narrow (few-class) figure
     fig.suptitle(f"{title}\n{summary}" if title else summary, fontsize=11)
 
-    lo = float(min(0.0, heights.min()))
-    hi = float(max(0.0, heights.max()))
+    lo = float(min(0.0, bottom.min()))
+    hi = float(max(0.0, top.max()))
     if hi == lo:
         hi = lo + 1.0
     _fit_ylim_to_texts(fig, ax, texts, lo, hi)
-    _save(fig, out_path)
+    _save(fig, out_path, formats)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -289,20 +358,25 @@ def plot_examples(
     max_cols: int = 4,
     image_titles: Sequence[str] | None = None,
     title: str = "",
+    gt_boxes: Sequence[Sequence[tuple[int, Sequence[float]]]] | None = None,
+    teacher_box_labels: Sequence[Sequence[tuple[int, float]]] | None = None,
+    max_boxes: int = 10,
+    formats: Sequence[str] = FORMATS,
 ) -> None:
     """Grid of example images with the teacher's boxes and each model's top-k labels (paper Fig. 1 style).
 
-    Every cell shows one image with the teacher's top-10 boxes in green and, under it, the ground-truth
-    label names followed by, for each model in ``predictions`` (in its order, e.g. ``{"baseline": ...,
-    "kd_full": ...}``), its ``top_k`` highest-scoring labels with their scores: correct labels (in
-    ``true_labels``) in blue with a check mark, wrong ones in red with a cross. Cells are laid out in rows
-    of at most ``max_cols`` images.
+    Every cell shows one image with the ground-truth boxes (gold, dashed, class name at the bottom left) and
+    the teacher's boxes (green; with ``teacher_box_labels`` each is tagged ``class score`` at its top left)
+    and, under it, the ground-truth label names followed by, for each model in ``predictions`` (in its
+    order, e.g. ``{"baseline": ..., "kd_full": ...}``), its ``top_k`` highest-scoring labels with their
+    scores: correct labels (in ``true_labels``) in blue with a check mark, wrong ones in red with a cross.
+    Cells are laid out in rows of at most ``max_cols`` images.
 
     Args:
         images: per image an RGB uint8 array [H, W, 3] (grayscale [H, W] and float [0, 1] also work).
-        teacher_boxes: per image float [<=10, 4] ``x1, y1, x2, y2`` in that image's pixel frame (inclusive
-            pixels, drawn from ``x1 - 0.5`` to ``x2 + 0.5``); an empty array draws no box. At most 10 are
-            drawn.
+        teacher_boxes: per image float [B, 4] ``x1, y1, x2, y2`` in that image's pixel frame (inclusive
+            pixels, drawn from ``x1 - 0.5`` to ``x2 + 0.5``), best first; an empty array draws no box. The
+            first ``max_boxes`` are drawn.
         true_labels: per image the set of ground-truth class indices.
         predictions: model name -> per image a list of ``(class_index, score)``; the ``top_k`` highest are
             shown (pass all C pairs or just the top ones).
@@ -313,6 +387,11 @@ def plot_examples(
         max_cols: images per grid row.
         image_titles: optional caption above each image (e.g. the image id).
         title: optional figure title.
+        gt_boxes: optional, per image the :func:`kdwsd.metrics.corloc` list of ``(class_index, box)``.
+        teacher_box_labels: optional, per image one ``(class_index, score)`` per row of ``teacher_boxes``
+            (e.g. the teacher's top classes and their image scores, with ``class_boxes`` of those classes).
+        max_boxes: teacher boxes drawn per image.
+        formats: files written next to ``out_path`` (see :func:`output_paths`).
     """
     n_all = len(images)
     if len(teacher_boxes) != n_all or len(true_labels) != n_all:
@@ -325,6 +404,15 @@ def plot_examples(
             raise ValueError(f"predictions[{model!r}] has {len(per_image)} entries for {n_all} images")
     if image_titles is not None and len(image_titles) != n_all:
         raise ValueError(f"image_titles has {len(image_titles)} entries for {n_all} images")
+    if gt_boxes is not None and len(gt_boxes) != n_all:
+        raise ValueError(f"gt_boxes has {len(gt_boxes)} entries for {n_all} images")
+    if teacher_box_labels is not None:
+        if len(teacher_box_labels) != n_all:
+            raise ValueError(f"teacher_box_labels has {len(teacher_box_labels)} entries for {n_all} images")
+        for i in range(n_all):
+            nb = len(np.asarray(teacher_boxes[i]).reshape(-1, 4))
+            if len(teacher_box_labels[i]) != nb:
+                raise ValueError(f"image {i}: {len(teacher_box_labels[i])} teacher_box_labels for {nb} teacher boxes")
     n = min(n_all, max_images)
     if n == 0:
         raise ValueError("no image to plot")
@@ -332,6 +420,9 @@ def plot_examples(
     for i in range(n):
         bad = [k for k in true_labels[i] if not 0 <= int(k) < c]
         bad += [cl for model in predictions for cl, _ in predictions[model][i] if not 0 <= int(cl) < c]
+        bad += [cl for cl, _ in (gt_boxes[i] if gt_boxes is not None else []) if not 0 <= int(cl) < c]
+        tags = teacher_box_labels[i] if teacher_box_labels is not None else []
+        bad += [cl for cl, _ in tags if not 0 <= int(cl) < c]
         if bad:
             raise ValueError(f"image {i}: class index {bad[0]} outside [0, {c})")
 
@@ -362,19 +453,30 @@ def plot_examples(
         img = np.asarray(images[i])
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="antialiased")
         h, w = img.shape[:2]
-        boxes = np.asarray(teacher_boxes[i], dtype=np.float64).reshape(-1, 4)[:10]
-        for x1, y1, x2, y2 in boxes:
-            if np.isfinite([x1, y1, x2, y2]).all():
-                ax.add_patch(
-                    Rectangle(
-                        (x1 - 0.5, y1 - 0.5),
-                        x2 - x1 + 1,
-                        y2 - y1 + 1,
-                        fill=False,
-                        edgecolor=BOX_COLOR,
-                        linewidth=1.0,
-                    )
-                )
+        tag = {"fontsize": 6, "zorder": 6, "clip_on": True}
+        for k, box in gt_boxes[i] if gt_boxes is not None else []:
+            x1, y1, x2, y2 = (float(v) for v in box)
+            ax.add_patch(
+                Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1 + 1, y2 - y1 + 1, fill=False, edgecolor=GT_COLOR,
+                          linewidth=1.2, linestyle="--", zorder=4)
+            )  # fmt: skip
+            ax.text(x1 - 0.5, y2 + 0.5, class_names[int(k)], ha="left", va="bottom", color="black",
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": GT_COLOR, "edgecolor": "none", "alpha": 0.8},
+                    **tag)  # fmt: skip
+        boxes = np.asarray(teacher_boxes[i], dtype=np.float64).reshape(-1, 4)[: max(0, max_boxes)]
+        box_tags = list(teacher_box_labels[i])[: len(boxes)] if teacher_box_labels is not None else []
+        for j, (x1, y1, x2, y2) in enumerate(boxes):
+            if not np.isfinite([x1, y1, x2, y2]).all():
+                continue
+            ax.add_patch(
+                Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1 + 1, y2 - y1 + 1, fill=False, edgecolor=BOX_COLOR,
+                          linewidth=1.2, zorder=5)
+            )  # fmt: skip
+            if box_tags:
+                k, sc = box_tags[j]
+                ax.text(x1 - 0.5, y1 - 0.5, f"{class_names[int(k)]} {float(sc):.2f}", ha="left", va="top",
+                        color="black", bbox={"boxstyle": "square,pad=0.1", "facecolor": BOX_COLOR,
+                                             "edgecolor": "none", "alpha": 0.8}, **tag)  # fmt: skip
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_xticks([])
@@ -393,80 +495,168 @@ def plot_examples(
 
     if title:
         fig.suptitle(title, fontsize=11)
+    legend = "green: teacher's boxes" + (" (class, score)" if teacher_box_labels is not None else "")
+    if gt_boxes is not None:
+        legend += "   ·   gold dashed: ground truth"
+    # two lines: one line is wider than a figure of fewer than four columns
     fig.supxlabel(
-        f"green: teacher's top-10 boxes   ·   blue ✓: correct label   ·   red ✗: wrong label   (top-{top_k} "
-        "labels per model with scores)",
+        f"{legend}\nblue ✓: correct label   ·   red ✗: wrong label   (top-{top_k} labels per model with scores)",
         fontsize=8,
         color="0.3",
     )
-    _save(fig, out_path)
+    _save(fig, out_path, formats)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # training curves
 # ----------------------------------------------------------------------------------------------------------
-def plot_training_curves(
-    log_csv_paths: Mapping[str, PathLike], out_path: PathLike, max_panels: int = 4
-) -> None:
-    """Line plot of per-epoch training logs, one line per model.
+# (stage, CSV column) -> panel title. ``loss`` means a different objective per stage, so it is split by stage;
+# bookkeeping columns (lr, images_per_s, seconds, rois) are not drawn.
+CURVE_PANELS: dict[tuple[str, str], str] = {
+    ("teacher", "loss"): "teacher: WSDDN loss (BCE)",
+    ("stage1", "loss"): "student stage 1: feature loss",
+    ("stage2", "label"): "student stage 2: label loss (BCE)",
+    ("stage2", "kd"): "student stage 2: KD loss",
+    ("stage2", "tau_mean"): "student stage 2: mean τ",
+    ("*", "val_mAP"): "validation mAP",
+}
 
-    Each CSV needs an ``epoch`` column; the first panel is ``loss`` and further panels (up to
-    ``max_panels`` in all) show the other numeric columns found in any log (e.g. ``val_mAP``, ``lr``; a
-    column whose name contains ``lr`` is drawn on a log scale). A model lacking a column is left out of that
-    panel.
+
+def curve_stage(model: str) -> str:
+    """Default stage of a training log from its model name: ``teacher*`` -> ``"teacher"``, a name containing
+    ``stage1`` -> ``"stage1"``, anything else (baseline, kd_full, ...) -> ``"stage2"``."""
+    if model.startswith("teacher"):
+        return "teacher"
+    return "stage1" if "stage1" in model else "stage2"
+
+
+def plot_training_curves(
+    log_csv_paths: Mapping[str, PathLike],
+    out_path: PathLike,
+    max_panels: int = 6,
+    *,
+    stages: Mapping[str, str] | None = None,
+    formats: Sequence[str] = FORMATS,
+) -> list[str]:
+    """Per-epoch training curves: one panel per loss term, plus validation mAP when logged.
+
+    Panels (in this order, each only when some log has the column, see :data:`CURVE_PANELS`): the teacher's
+    loss, stage 1's feature loss, stage 2's label and KD terms and its mean temperature ``tau_mean``, and
+    ``val_mAP`` of any log. Each model is one colour in every panel. Throughput, learning rate and timing
+    columns are not drawn.
 
     Args:
-        log_csv_paths: model name -> CSV path.
-        out_path: output file (``.png`` at 150 dpi, or ``.svg``).
+        log_csv_paths: model name -> per-epoch CSV written by ``kdwsd.train.loop.fit`` (needs ``epoch``).
+        out_path: output file (see :func:`output_paths`).
         max_panels: maximum number of panels.
+        stages: model name -> ``"teacher"``, ``"stage1"`` or ``"stage2"``; models not in it get
+            :func:`curve_stage` of their name.
+        formats: files written next to ``out_path``.
+
+    Returns:
+        The titles of the panels drawn, in order.
     """
     if not log_csv_paths:
         raise ValueError("no training log given")
     logs: dict[str, pd.DataFrame] = {}
+    model_stage: dict[str, str] = {}
     for model, path in log_csv_paths.items():
         df = pd.read_csv(path)
         if "epoch" not in df.columns:
             raise ValueError(f"{path}: no 'epoch' column (columns: {list(df.columns)})")
         logs[model] = df.sort_values("epoch")
-    columns: list[str] = []
-    for df in logs.values():
-        for col in df.columns:
-            if col != "epoch" and col not in columns and pd.api.types.is_numeric_dtype(df[col]):
-                columns.append(col)
-    if "loss" in columns:
-        columns.remove("loss")
-        columns.insert(0, "loss")
-    columns = columns[: max(1, max_panels)] or ["loss"]
+        stage = (stages or {}).get(model, curve_stage(model))
+        if stage not in ("teacher", "stage1", "stage2"):
+            raise ValueError(f"stages[{model!r}] = {stage!r}; use 'teacher', 'stage1' or 'stage2'")
+        model_stage[model] = stage
 
-    fig = _new_figure((3.6 * len(columns) + 0.8, 3.2))
-    axes = fig.subplots(1, len(columns), squeeze=False)[0]
-    colors = [f"C{i % 10}" for i in range(len(logs))]
-    for ax, col in zip(axes, columns, strict=True):
-        for color, (model, df) in zip(colors, logs.items(), strict=True):
-            if col not in df.columns or df[col].isna().all():
-                continue
-            ax.plot(
-                df["epoch"],
-                df[col],
-                color=color,
-                marker="o" if len(df) <= 30 else None,
-                markersize=3,
-                linewidth=1.4,
-                label=model,
-            )
-        if "lr" in col.lower():
-            ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_title(col, fontsize=10)
+    def series(key: tuple[str, str]) -> list[tuple[str, pd.DataFrame]]:
+        stage, col = key
+        return [
+            (m, df) for m, df in logs.items()
+            if (stage == "*" or model_stage[m] == stage) and col in df.columns and df[col].notna().any()
+        ]  # fmt: skip
+
+    panels = [key for key in CURVE_PANELS if series(key)][: max(1, max_panels)]
+    if not panels:
+        found = sorted({c for df in logs.values() for c in df.columns})
+        raise ValueError(f"no loss term or val_mAP column in the training logs (columns: {found})")
+
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = _new_figure((3.5 * ncols + 1.4, 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    colors = {m: f"C{i % 10}" for i, m in enumerate(logs)}
+    for ax, key in zip(axes, panels, strict=False):
+        col = key[1]
+        for model, df in series(key):
+            y = 100.0 * df[col] if col == "val_mAP" else df[col]
+            ax.plot(df["epoch"], y, color=colors[model], marker="o" if len(df) <= 30 else None, markersize=3,
+                    linewidth=1.4, label=model)  # fmt: skip
+        if col == "val_mAP":
+            ax.set_ylabel("mAP (%)", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_title(CURVE_PANELS[key], fontsize=10)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(True, linestyle="--", linewidth=0.5, color="0.85")
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    handles, labels = [], []
-    for ax in axes:
-        for hdl, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(hdl)
-                labels.append(lab)
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    _save(fig, out_path)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    handles = [Line2D([], [], color=colors[m], marker="o", markersize=3, linewidth=1.4, label=m) for m in logs]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False, title="model",
+               title_fontsize=8)  # fmt: skip
+    _save(fig, out_path, formats)
+    return [CURVE_PANELS[k] for k in panels]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# proposal recall vs number of boxes
+# ----------------------------------------------------------------------------------------------------------
+def plot_recall_vs_boxes(
+    df: pd.DataFrame,
+    out_path: PathLike,
+    *,
+    title: str = "",
+    formats: Sequence[str] = FORMATS,
+) -> None:
+    """Recall of the ground-truth boxes against the number of proposals per image (log x axis).
+
+    Args:
+        df: the output of :func:`kdwsd.metrics.recall_at_n` (columns ``iou, n, recall``), optionally with a
+            ``source`` column (e.g. ``"EdgeBoxes"``, ``"Selective Search"``) to draw several proposal
+            methods; each (source, IoU) is one line, IoU 0.5 solid and higher thresholds dashed.
+        out_path: output file (see :func:`output_paths`).
+        title: figure title.
+        formats: files written next to ``out_path``.
+    """
+    missing = {"iou", "n", "recall"} - set(df.columns)
+    if missing:
+        raise ValueError(f"recall table lacks columns {sorted(missing)} (expected kdwsd.metrics.recall_at_n output)")
+    data = df.copy()
+    if "source" not in data.columns:
+        data["source"] = ""
+    sources = list(dict.fromkeys(data["source"]))
+    ious = sorted(data["iou"].unique())
+    styles = ["-", "--", ":", "-."]
+    fig = _new_figure((5.2, 3.8))
+    ax = fig.add_subplot()
+    for si, src in enumerate(sources):
+        for ii, t in enumerate(ious):
+            part = data[(data["source"] == src) & (data["iou"] == t)].sort_values("n")
+            if part.empty:
+                continue
+            label = f"{src}, IoU ≥ {t:g}" if src else f"IoU ≥ {t:g}"
+            ax.plot(part["n"], 100.0 * part["recall"], color=f"C{si % 10}", linestyle=styles[ii % len(styles)],
+                    marker="o", markersize=3, linewidth=1.4, label=label)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("proposals per image (best first)")
+    ax.set_ylabel("recall of ground-truth boxes (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, which="major", linestyle="--", linewidth=0.5, color="0.85")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    _save(fig, out_path, formats)

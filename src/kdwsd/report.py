@@ -1,10 +1,19 @@
-"""Stage: ``summary.md`` — the paper's Table 3 layout (S-Cls w/o KD, T-WDet, S-Cls w/ KD) plus ablations."""
+"""Results tables: ``summary.md`` (the paper's Table 3 layout), and paper-ready tables built from per-model
+metric dictionaries -- CSV + LaTeX, "mean ± sd" over seeds, the paper's numbers beside the run's, paired
+KD-vs-baseline differences with 95 % intervals, and the Table-5 style proposal ablation.
+
+Every number in these tables is computed from the metric dictionaries passed in (the paper's numbers come
+from :data:`PAPER` / :data:`PAPER_TABLE5`, transcribed once from ``reference/METHOD.md`` section 8).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +22,51 @@ import numpy as np
 import pandas as pd
 
 from kdwsd.experiments import EXPERIMENTS, TEACHER_LABEL, model_name
+from kdwsd.stats import mean_sd, paired_difference_ci
 
-__all__ = ["ROW_LABELS", "make_run_plots", "summarise_runs", "write_summary"]
+__all__ = [
+    "PAPER",
+    "PAPER_TABLE5",
+    "ROW_LABELS",
+    "ablation_table",
+    "format_mean_sd",
+    "make_run_plots",
+    "metric_summary",
+    "paired_differences_table",
+    "paper_dataset_key",
+    "results_table",
+    "summarise_runs",
+    "write_summary",
+    "write_table",
+]
 
 # Table rows in the paper's Table 3 order (baseline, teacher, distilled), then the other experiments.
 ROW_LABELS = {"baseline": EXPERIMENTS["baseline"].label, "teacher": TEACHER_LABEL,
               **{name: e.label for name, e in EXPERIMENTS.items() if name != "baseline"}}  # fmt: skip
 COLUMNS = ["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "CR_top3", "CF1_top3", "OP_top3",
            "OR_top3", "OF1_top3"]  # fmt: skip
+# Paper Table 3 (mAP %, VGG16, 672 / 224), keyed by experiment name.
 PAPER = {"COCO": {"baseline": 70.9, "teacher": 78.6, "kd_full": 74.6},
          "NUS-WIDE": {"baseline": 55.6, "teacher": 58.2, "kd_full": 60.1}}  # fmt: skip
+# Paper Table 5 (mAP %; the COCO numbers, see METHOD.md section 8), keyed by proposal source.
+PAPER_TABLE5 = {"COCO": {"EdgeBoxes": {"teacher_mAP": 78.6, "student_mAP": 74.6},
+                         "Faster RCNN": {"teacher_mAP": 81.1, "student_mAP": 76.3}}}  # fmt: skip
+
+
+def format_mean_sd(values: Sequence[float | None], scale: float = 100.0, decimals: int = 1) -> str:
+    """``"mean ± sd"`` of per-seed values times ``scale`` (sd with ``ddof=1``); one value alone, ``"–"`` for
+    none (None entries are skipped)."""
+    vals = [scale * float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return "–"
+    mean, sd = mean_sd(vals)
+    if len(vals) == 1:
+        return f"{mean:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
 def _fmt(values: list[float]) -> str:
-    vals = [100 * v for v in values if v is not None]
-    if not vals:
-        return "–"
-    if len(vals) == 1:
-        return f"{vals[0]:.1f}"
-    return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
+    return format_mean_sd(values)
 
 
 def summarise_runs(metrics: dict[str, dict[str, Any]], experiments: list[str], seeds: list[int]) -> dict:
@@ -119,7 +154,7 @@ def make_run_plots(
     split = load_split(data_dir, split_name)
     n = min(num_examples, len(split))
     with np.load(teacher_outputs, allow_pickle=False) as f:
-        top_boxes = f["top_boxes"][:n]
+        t_scores, class_boxes = f["scores"][:n], f["class_boxes"][:n]
     sb, sk = np.load(baseline_scores), np.load(kd_scores)
 
     def top3(scores: np.ndarray) -> list[tuple[int, float]]:
@@ -127,9 +162,227 @@ def make_run_plots(
         return [(int(c), float(scores[c])) for c in order]
 
     images = [cv2.cvtColor(load_image(p), cv2.COLOR_BGR2RGB) for p in split.paths[:n]]
-    boxes = [b[~np.isnan(b).any(axis=1)] for b in top_boxes]
+    # the teacher's boxes: the best box of each of its 3 top-scoring classes, tagged with class and score
+    tags = [top3(s) for s in t_scores]
+    boxes = [class_boxes[i, [k for k, _ in tags[i]]] for i in range(n)]
     truth = [set(np.flatnonzero(row).tolist()) for row in split.labels[:n]]
     preds = {"w/o KD": [top3(s) for s in sb[:n]], "w/ KD": [top3(s) for s in sk[:n]]}
     plot_examples(images, boxes, truth, preds, split.classes, out_examples, max_images=n,
-                  title=f"{run}: teacher top-10 boxes; top-3 labels (blue right, red wrong)")  # fmt: skip
+                  gt_boxes=split.gt_boxes[:n] if split.has_boxes else None, teacher_box_labels=tags,
+                  title=f"{run}: teacher's top-3 class boxes; top-3 labels (blue right, red wrong)")  # fmt: skip
     plot_training_curves({Path(c).stem: c for c in curve_csvs}, out_curves)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# paper-ready tables from per-model metric dictionaries
+# ----------------------------------------------------------------------------------------------------------
+MetricsBySeed = Mapping[str, Mapping[int, Mapping[str, Any]]]  # experiment -> seed -> metrics.json dict
+
+# readable column names of the metric keys of kdwsd.metrics (top-k keys are derived in _column_name)
+METRIC_NAMES = {"mAP": "mAP", "CP": "CP", "CR": "CR", "CF1": "CF1", "OP": "OP", "OR": "OR", "OF1": "OF1",
+                "CorLoc": "CorLoc", "detection_mAP": "detection mAP"}  # fmt: skip
+DEFAULT_COLUMNS = ("mAP", "CF1", "OF1", "CF1_top3", "OF1_top3")
+
+
+def _column_name(key: str) -> str:
+    m = re.fullmatch(r"(\w+?)_top(\d+)", key)
+    base, suffix = (m.group(1), f" top-{m.group(2)}") if m else (key, "")
+    return f"{METRIC_NAMES.get(base, base)}{suffix} (%)"
+
+
+def paper_dataset_key(dataset: str | None) -> str | None:
+    """The key of :data:`PAPER` for a dataset name (``"coco"``, ``"MS-COCO"``, ``"nuswide"``, ``"NUS-WIDE"``
+    ...), or None for a dataset the paper does not report (VOC, synthetic)."""
+    if not dataset:
+        return None
+    norm = re.sub(r"[^a-z]", "", dataset.lower())
+    return {"coco": "COCO", "mscoco": "COCO", "nuswide": "NUS-WIDE", "nus": "NUS-WIDE"}.get(norm)
+
+
+def _values(metrics: MetricsBySeed, exp: str, key: str) -> list[float]:
+    out = []
+    for seed, m in sorted(metrics[exp].items()):
+        v = m.get(key)
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            if not isinstance(v, int | float):
+                raise ValueError(f"metrics[{exp!r}][{seed}][{key!r}] is {type(v).__name__}, not a number")
+            out.append(float(v))
+    return out
+
+
+def metric_summary(metrics: MetricsBySeed, columns: Sequence[str] = DEFAULT_COLUMNS) -> pd.DataFrame:
+    """Numeric long table: one row per (experiment, metric) with ``n`` seeds, ``mean`` and ``sd`` (fractions,
+    sd NaN for one seed) and the ``seeds`` it comes from -- the machine-readable twin of :func:`results_table`."""
+    rows = []
+    for exp in metrics:
+        for key in columns:
+            vals = _values(metrics, exp, key)
+            mean, sd = mean_sd(vals) if vals else (math.nan, math.nan)
+            seeds = [int(s) for s, m in sorted(metrics[exp].items()) if m.get(key) is not None]
+            rows.append({"experiment": exp, "metric": key, "n": len(vals), "mean": mean, "sd": sd,
+                         "seeds": " ".join(map(str, seeds))})  # fmt: skip
+    return pd.DataFrame(rows, columns=["experiment", "metric", "n", "mean", "sd", "seeds"])
+
+
+def results_table(
+    metrics: MetricsBySeed,
+    labels: Mapping[str, str],
+    *,
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    dataset: str | None = None,
+    paper_keys: Mapping[str, str] | None = None,
+    decimals: int = 1,
+) -> pd.DataFrame:
+    """The main results table: one row per experiment, each metric as ``"mean ± sd"`` (%) over its seeds.
+
+    Args:
+        metrics: experiment name -> seed -> the ``metrics.json`` dictionary of that model (a model without
+            seeds, such as the teacher, is one seed, e.g. ``{0: {...}}``).
+        labels: experiment name -> row label (e.g. ``{e.name: e.label for e in registry}``); an experiment
+            without a label keeps its name.
+        columns: metric keys, in order.
+        dataset: the run's dataset; when the paper reports it (:func:`paper_dataset_key`) a column
+            ``paper mAP (%)`` holds the paper's Table 3 number of each matching row.
+        paper_keys: experiment name -> key of the paper's row (``"baseline"``, ``"teacher"``, ``"kd_full"``);
+            default: the experiment name itself.
+        decimals: decimals of the percentages.
+
+    Returns:
+        DataFrame indexed by experiment (``experiment``) with columns ``model``, ``seeds`` (how many),
+        one ``"<metric> (%)"`` column per key and, for a paper dataset, ``paper mAP (%)`` ("–" where the
+        paper has no such row).
+    """
+    paper = PAPER.get(paper_dataset_key(dataset) or "")
+    rows = []
+    for exp in metrics:
+        row: dict[str, Any] = {"experiment": exp, "model": labels.get(exp, exp), "seeds": len(metrics[exp])}
+        for key in columns:
+            row[_column_name(key)] = format_mean_sd(_values(metrics, exp, key), decimals=decimals)
+            if key == "mAP" and paper is not None:
+                ref = paper.get((paper_keys or {}).get(exp, exp))
+                row["paper mAP (%)"] = "–" if ref is None else f"{ref:.1f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def paired_differences_table(
+    metrics: MetricsBySeed,
+    labels: Mapping[str, str],
+    *,
+    baseline: str = "baseline",
+    compare: Sequence[str] | None = None,
+    columns: Sequence[str] = ("mAP",),
+    alpha: float = 0.05,
+    decimals: int = 2,
+) -> pd.DataFrame:
+    """Differences to the baseline, paired by seed, with Student-t intervals (:func:`kdwsd.stats.
+    paired_difference_ci`), in percentage points.
+
+    Only the seeds both experiments have are paired (their count is the ``seeds`` column); an experiment
+    sharing no seed with the baseline is left out. With one shared seed the interval is "–".
+
+    Args:
+        metrics: as :func:`results_table`.
+        labels: experiment -> row label.
+        baseline: the reference experiment.
+        compare: experiments to compare (default: all others, in ``metrics`` order).
+        columns: metric keys.
+        alpha: 1 - confidence level.
+        decimals: decimals of the point values.
+
+    Returns:
+        DataFrame with columns ``model``, ``vs``, ``metric``, ``seeds``, ``Δ mean (pp)``, ``sd (pp)`` and
+        ``{1 - alpha:.0%} CI (pp)`` (``"[low, high]"``), one row per (experiment, metric).
+    """
+    if baseline not in metrics:
+        raise ValueError(f"baseline experiment {baseline!r} not in the metrics (have {sorted(metrics)})")
+    ci_col = f"{100 * (1 - alpha):.0f} % CI (pp)"
+    rows = []
+    for exp in compare if compare is not None else [e for e in metrics if e != baseline]:
+        if exp not in metrics:
+            raise ValueError(f"experiment {exp!r} not in the metrics (have {sorted(metrics)})")
+        for key in columns:
+            common = sorted(
+                s for s in set(metrics[exp]) & set(metrics[baseline])
+                if metrics[exp][s].get(key) is not None and metrics[baseline][s].get(key) is not None
+            )  # fmt: skip
+            if not common:
+                continue
+            r = paired_difference_ci([metrics[exp][s][key] for s in common],
+                                     [metrics[baseline][s][key] for s in common], alpha=alpha)  # fmt: skip
+            f = lambda v: "–" if math.isnan(v) else f"{100 * v:+.{decimals}f}"  # noqa: E731
+            rows.append({
+                "model": labels.get(exp, exp), "vs": labels.get(baseline, baseline),
+                "metric": METRIC_NAMES.get(key, key), "seeds": r["n"], "Δ mean (pp)": f(r["mean"]),
+                "sd (pp)": "–" if math.isnan(r["sd"]) else f"{100 * r['sd']:.{decimals}f}",
+                ci_col: "–" if math.isnan(r["low"]) else f"[{f(r['low'])}, {f(r['high'])}]",
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=["model", "vs", "metric", "seeds", "Δ mean (pp)", "sd (pp)", ci_col])
+
+
+ABLATION_COLUMNS = {
+    "recall_0.5": "proposal recall@0.5 (%)",
+    "recall_0.7": "proposal recall@0.7 (%)",
+    "teacher_mAP": "teacher mAP (%)",
+    "teacher_CorLoc": "teacher CorLoc (%)",
+    "student_mAP": "distilled student mAP (%)",
+}
+
+
+def ablation_table(
+    rows: Mapping[str, Mapping[str, float | Sequence[float] | None]],
+    labels: Mapping[str, str] | None = None,
+    *,
+    dataset: str | None = None,
+    decimals: int = 1,
+) -> pd.DataFrame:
+    """The paper's Table 5 layout: one row per proposal source, proposal recall, teacher and student numbers.
+
+    Args:
+        rows: proposal source (e.g. ``"EdgeBoxes"``) -> ``{"recall_0.5", "recall_0.7", "teacher_mAP",
+            "teacher_CorLoc", "student_mAP"}``, each a fraction or a list of per-seed fractions (formatted
+            "mean ± sd"); missing keys show "–".
+        labels: source -> row label (default: the source name).
+        dataset: the run's dataset; for COCO the paper's Table 5 teacher / student mAP are added as
+            ``paper teacher mAP (%)`` / ``paper distilled student mAP (%)`` where the source matches (case-insensitive).
+        decimals: decimals of the percentages.
+
+    Returns:
+        DataFrame indexed by ``proposals`` with the columns of :data:`ABLATION_COLUMNS` (+ the paper's).
+    """
+    paper = {k.lower(): v for k, v in PAPER_TABLE5.get(paper_dataset_key(dataset) or "", {}).items()}
+    out = []
+    for src, vals in rows.items():
+        unknown = set(vals) - set(ABLATION_COLUMNS)
+        if unknown:
+            raise ValueError(f"ablation row {src!r}: unknown keys {sorted(unknown)}; use {list(ABLATION_COLUMNS)}")
+        row: dict[str, Any] = {"proposals": (labels or {}).get(src, src)}
+        for key, name in ABLATION_COLUMNS.items():
+            v = vals.get(key)
+            seq = [] if v is None else ([v] if isinstance(v, int | float) else list(v))
+            row[name] = format_mean_sd(seq, decimals=decimals)
+        if paper:
+            ref = paper.get(src.lower(), {})
+            for key in ("teacher_mAP", "student_mAP"):
+                row[f"paper {ABLATION_COLUMNS[key]}"] = f"{ref[key]:.1f}" if key in ref else "–"
+        out.append(row)
+    return pd.DataFrame(out).set_index("proposals")
+
+
+_LATEX_SYMBOLS = {"±": r"$\pm$", "Δ": r"$\Delta$", "–": "--", "≥": r"$\geq$", "τ": r"$\tau$"}
+
+
+def write_table(
+    df: pd.DataFrame, csv_path: str | Path, tex_path: str | Path, *, caption: str = "", label: str = ""
+) -> None:
+    """Write a table as CSV (UTF-8, index included) and as a LaTeX ``table`` (booktabs rules; ``±``,
+    ``Δ``, ``–`` written as LaTeX; ``%``, ``_``, ``&`` escaped) for ``\\input`` in the paper."""
+    for p in (csv_path, tex_path):
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path)
+    tex = df.to_latex(escape=True, caption=caption or None, label=label or None, position="t",
+                      column_format="l" * df.index.nlevels + "".join("l" if c in ("model", "vs", "metric") else "r"
+                                                                     for c in df.columns))  # fmt: skip
+    for sym, rep in _LATEX_SYMBOLS.items():
+        tex = tex.replace(sym, rep)
+    Path(tex_path).write_text(tex)

@@ -11,7 +11,7 @@ rule plots:
         teacher_outputs=f"{RUN}/cache/teacher_{EVAL}.npz",
         data=dataset_files(),
         curves=[f"{RUN}/logs/teacher.csv"] + [f"{RUN}/logs/{m}.csv" for m in student_models()],
-        code=stage("report") + lib("report", "plots", "experiments", "boxes", "data"),
+        code=stage("report") + lib("report", "plots", "experiments", "boxes", "data", "metrics", "stats"),
     output:
         improvement=report(
             f"{RUN}/plots/per_class_improvement.png",
@@ -39,7 +39,7 @@ rule summary:
         metrics=[f"{RUN}/metrics/{m}.json" for m in ["teacher", *student_models()]],
         efficiency=f"{RUN}/efficiency.json",
         qc=f"{RUN}/proposals/qc.csv",
-        code=stage("report") + lib("report", "plots", "experiments", "boxes", "data"),
+        code=stage("report") + lib("report", "plots", "experiments", "boxes", "data", "metrics", "stats"),
     output:
         out=report(f"{RUN}/summary.md", caption="../report/summary.rst", category="Results"),
     params:
