@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from kdwsd.modelfile import load_model_file, save_model_file  # re-exported: the format lives there
+
 __all__ = [
     "OptimConfig",
     "autocast",
@@ -157,27 +159,6 @@ def clear_checkpoint(checkpoint_dir: Path | str) -> None:
         (d / name).unlink(missing_ok=True)
     if d.is_dir() and not any(d.iterdir()):
         d.rmdir()
-
-
-def save_model_file(path: Path | str, model: nn.Module, extra: dict[str, Any]) -> None:
-    """Atomically write ``{"model": state_dict, "arch": model.arch, **extra}`` (see docs/formats.md §3)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model": state, "arch": getattr(model, "arch", {}), **extra}, tmp)
-    os.replace(tmp, path)
-
-
-def load_model_file(path: Path | str) -> dict[str, Any]:
-    """Load a model file safely (``weights_only=True``), naming the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot load model file {path}: {exc}") from exc
 
 
 def fit(

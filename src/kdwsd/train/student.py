@@ -20,6 +20,7 @@ from kdwsd.data.dataset import MultiLabelImages, epoch_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.distill.cache import TeacherCache
 from kdwsd.losses import feature_distillation_loss, prediction_distillation_loss, sigmoid_bce
+from kdwsd.modelfile import student_metadata
 from kdwsd.models.heads import network_kwargs
 from kdwsd.models.student import StudentClassifier
 from kdwsd.train.loop import (
@@ -174,6 +175,6 @@ def train_student(
         fingerprint={"student": cfg, "experiment": experiment, "seed": seed, "norm": norm,
                      "inputs": file_fingerprint(inputs)},
         desc=experiment)  # fmt: skip
-    save_model_file(out_model, model, {"classes": split.classes, "config": cfg, "norm": norm, "seed": seed,
-                                       "experiment": experiment, "frame_size": frame_size})  # fmt: skip
+    save_model_file(out_model, model, student_metadata(classes=split.classes, config=cfg, norm=norm,
+                                                       frame_size=frame_size, seed=seed, experiment=experiment))
     clear_checkpoint(checkpoint_dir)

@@ -11,6 +11,7 @@ import torch
 from kdwsd.data.dataset import MultiLabelImages, epoch_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.losses import wsddn_bce
+from kdwsd.modelfile import teacher_metadata
 from kdwsd.models.heads import network_kwargs
 from kdwsd.models.teacher import WSDDN, wsddn_scores
 from kdwsd.proposals.store import ProposalStore
@@ -76,5 +77,5 @@ def train_teacher(
     fit(model, teacher_step, batches, optim, groups, checkpoint_dir, log_csv, dev,
         fingerprint={"teacher": cfg, "norm": norm, "inputs": file_fingerprint([data_dir, *proposal_shards])},
         desc="teacher")  # fmt: skip
-    save_model_file(out_model, model, {"classes": split.classes, "config": cfg, "norm": norm})
+    save_model_file(out_model, model, teacher_metadata(classes=split.classes, config=cfg, norm=norm))
     clear_checkpoint(checkpoint_dir)
