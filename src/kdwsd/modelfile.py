@@ -100,7 +100,7 @@ def provenance(source_dir: Path | str | None = None, hostname: bool = True) -> d
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
             versions[name] = None
-    versions["torch"] = torch.__version__  # the running build (e.g. +cpu / +cu121), not only the dist version
+    versions["torch"] = str(torch.__version__)  # the running build (+cpu / +cu121); a str: weights_only loads it
     return {
         "git_commit": commit, "git_dirty": None if status is None else bool(status), "packages": versions,
         "python": platform.python_version(), "hostname": socket.gethostname() if hostname else None,
