@@ -190,3 +190,15 @@ def test_module_entry_point_in_a_subprocess(files: dict) -> None:
     assert path == str(files["images"][0]) and label.split()[0] in CLASSES
     res = subprocess.run([sys.executable, "-m", "kdwsd.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and all(c in res.stdout for c in ("predict", "export", "info"))
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torchvision"])
+def test_fast_normalise_is_bit_identical_to_the_formula(mode: str) -> None:
+    from kdwsd.data.dataset import CAFFE_MEAN_BGR, TV_MEAN_RGB, TV_STD_RGB, normalise
+
+    levels = np.arange(256, dtype=np.uint8)
+    img = np.stack([levels, np.roll(levels, 85), np.roll(levels, 170)], axis=1).reshape(16, 16, 3)  # every level
+    x = img.astype(np.float32)
+    ref = x - CAFFE_MEAN_BGR if mode == "caffe" else (x[..., ::-1] / 255.0 - TV_MEAN_RGB) / TV_STD_RGB
+    np.testing.assert_array_equal(normalise(img, mode), ref.transpose(2, 0, 1))
+    np.testing.assert_array_equal(normalise(img[:, ::-1], mode), ref[:, ::-1].transpose(2, 0, 1))  # a mirrored view
