@@ -34,17 +34,14 @@ import torch
 from torch.nn import functional as F
 
 from kdwsd.boxes import map_boxes_floor
+from kdwsd.device import autocast
 from kdwsd.device_check import DeviceUnavailableError, resolve_device
+from kdwsd.distill.live import LiveTeacher
 from kdwsd.losses import feature_distillation_loss, prediction_distillation_loss, sigmoid_bce, wsddn_bce
 from kdwsd.models.student import StudentClassifier
 from kdwsd.models.teacher import WSDDN, wsddn_scores
 
-try:  # the integrator moves autocast into kdwsd.device
-    from kdwsd.device import autocast  # type: ignore[attr-defined]
-except ImportError:
-    from kdwsd.train.loop import autocast
-
-STAGES = ("teacher train", "teacher cache", "stage 1", "stage 2", "evaluation")
+STAGES = ("teacher train", "teacher cache", "stage 1 (live teacher)", "stage 1 (cached)", "stage 2", "evaluation")
 
 
 @dataclass
@@ -164,7 +161,7 @@ def _teacher_stages(
         losses = []
         for i in range(accum):
             b = micro[i % len(micro)]
-            with autocast(device):
+            with autocast(device, "bf16"):
                 out = teacher(b["image"], b["boxes"], b["box_scores"], b["mask"])
                 _, scores = wsddn_scores(out.cls_logits, out.det_logits, out.mask)
                 loss = wsddn_bce(scores, b["labels"])
@@ -185,11 +182,46 @@ def _teacher_stages(
         fc7 = torch.gather(out.fc7, 1, top[..., None].expand(-1, -1, out.fc7.shape[2]))
         return [scores.cpu(), soft.cpu(), fc7.half().cpu().float()]
 
-    return [
+    rows = [
         timed_stage("teacher train", f"{s.micro_batch} x {accum}", s.micro_batch * accum, train_step,
                     warmup=warmup, steps=steps, device=device),
         timed_stage("teacher cache", str(s.batch), s.batch, cache_step, warmup=warmup, steps=steps, device=device),
     ]  # fmt: skip
+    opt.zero_grad(set_to_none=True)  # the teacher's gradients are not needed by the frozen live teacher
+    return [*rows, _live_stage1(s, device, teacher, micro, accum, warmup=warmup, steps=steps)]
+
+
+def _live_stage1(
+    s: Sizes, device: torch.device, teacher: WSDDN, micro: list[dict[str, torch.Tensor]], accum: int, *,
+    warmup: int, steps: int,
+) -> Row:
+    """Stage 1 as the paper configs run it (``student.stage1.teacher: live``): the frozen fp32 teacher computes
+    the fc7 targets of all RoIs at the stage-1 factor (1, 0) in the loop; the student (bf16) regresses them,
+    ``accum`` micro-batches per optimiser step."""
+    live = LiveTeacher(teacher, (1.0, 0.0), "fp32")
+    student = StudentClassifier(s.classes, backbone=s.backbone, pretrained="none", widths=s.widths,
+                                hidden=s.hidden).to(device)  # fmt: skip
+    opt = torch.optim.SGD(student.parameters(), lr=1e-5, momentum=0.9, weight_decay=5e-4)
+
+    def step() -> list[torch.Tensor]:
+        student.train()
+        losses = []
+        for i in range(accum):
+            b = micro[i % len(micro)]
+            target = live(b["image"], b["boxes"], b["box_scores"], b["mask"]).reshape(-1, s.hidden)
+            images = F.interpolate(b["image"], size=(s.student_size,) * 2, mode="bilinear", align_corners=True)
+            boxes = map_boxes_floor(b["boxes"], s.teacher_size, s.student_size)
+            with autocast(device, "bf16"):
+                fc7, flat = student.roi_features(images, boxes, b["box_scores"], b["mask"])
+                loss = feature_distillation_loss(fc7, target[flat]) / accum
+            loss.backward()
+            losses.append(loss.detach())
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return losses
+
+    return timed_stage("stage 1 (live teacher)", f"{s.micro_batch} x {accum}, {s.rois} RoIs", s.micro_batch * accum,
+                       step, warmup=warmup, steps=steps, device=device)  # fmt: skip
 
 
 def _student_stages(
@@ -206,7 +238,7 @@ def _student_stages(
 
     def stage1_step() -> list[torch.Tensor]:
         student.train()
-        with autocast(device):
+        with autocast(device, "bf16"):
             fc7, flat = student.roi_features(images, top_boxes, top_scores, top_mask)
             loss = feature_distillation_loss(fc7, target[flat])
         loss.backward()
@@ -216,7 +248,7 @@ def _student_stages(
 
     def stage2_step() -> list[torch.Tensor]:
         student.train()
-        with autocast(device):
+        with autocast(device, "bf16"):
             z = student(images)
             label = sigmoid_bce(z, full["labels"])
             kd = prediction_distillation_loss(z, student.tau, full["soft_targets"])
@@ -232,7 +264,7 @@ def _student_stages(
 
     n = str(s.batch)
     return [
-        timed_stage("stage 1", n, s.batch, stage1_step, warmup=warmup, steps=steps, device=device),
+        timed_stage("stage 1 (cached)", n, s.batch, stage1_step, warmup=warmup, steps=steps, device=device),
         timed_stage("stage 2", n, s.batch, stage2_step, warmup=warmup, steps=steps, device=device),
         timed_stage("evaluation", n, s.batch, eval_step, warmup=warmup, steps=steps, device=device),
     ]

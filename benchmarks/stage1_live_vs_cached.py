@@ -18,7 +18,7 @@ import torch
 from kdwsd.distill.live import LiveTeacher, with_live_targets
 from kdwsd.models.student import StudentClassifier
 from kdwsd.models.teacher import WSDDN
-from kdwsd.train.student import _stage1_step
+from kdwsd.train.student import stage1_step
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         "teacher_fc7": torch.rand(b, r, args.hidden),
     }  # fmt: skip
     opt = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9)
-    cached = _stage1_step(args.size, f)
+    cached = stage1_step(args.size, f)
     live = with_live_targets(cached, LiveTeacher(teacher, box_score=(1.0, 0.0)))
 
     def seconds_per_step(step: Callable) -> float:

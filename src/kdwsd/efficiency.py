@@ -21,8 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import load_split
 from kdwsd.device import autocast, pick_device
-from kdwsd.models.student import load_student, student_input
-from kdwsd.models.teacher import load_teacher
+from kdwsd.models.io import load_student, load_teacher
+from kdwsd.models.student import student_input
 from kdwsd.proposals.store import ProposalStore
 
 __all__ = ["count_macs", "count_parameters", "measure_efficiency"]

@@ -18,7 +18,8 @@ from kdwsd.data.prepared import Split, load_split
 from kdwsd.device import pick_device
 from kdwsd.distill.cache import TeacherCache
 from kdwsd.metrics import corloc, multilabel_metrics, per_class_table
-from kdwsd.models.student import load_student, student_input
+from kdwsd.models.io import load_student
+from kdwsd.models.student import student_input
 
 __all__ = ["evaluate_scores", "evaluate_teacher", "predict_student", "write_evaluation"]
 

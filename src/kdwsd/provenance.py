@@ -4,6 +4,7 @@ machine and when -- written next to the result together with the merged configur
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import platform
@@ -72,6 +73,9 @@ def collect_provenance(repo_dir: str | Path = ".") -> dict[str, Any]:
     status = _git(repo, "status", "--porcelain") if commit is not None else None
     changes = status.splitlines() if status else []
     packages = {key: _version(dist) for key, dist in PACKAGES.items()}
+    for name in ("torch", "torchvision"):  # the running build, with its tag (+cpu / +cu130): a plain str
+        with contextlib.suppress(ImportError):
+            packages[name] = str(__import__(name).__version__)
     if packages["opencv"] is None:  # whichever OpenCV wheel provides cv2
         packages["opencv"] = next((v for v in map(_version, _OPENCV_DISTS) if v), None)
     return {

@@ -20,6 +20,8 @@ rule teacher:
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=f"{RUN}/checkpoints/teacher",
+        frame=config["teacher"]["test_size"],
+        proposal_config={k: config["proposals"][k] for k in ("max_boxes", "params")},
     threads: 2
     resources:
         gpu=1,

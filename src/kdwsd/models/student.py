@@ -3,17 +3,15 @@ feature-level distillation and the learnable per-class inverse temperature τ of
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from kdwsd.modelfile import load_model_file
 from kdwsd.models.heads import RoINetwork, network_kwargs, xavier_linear
 
-__all__ = ["StudentClassifier", "build_student", "load_student", "student_input"]
+__all__ = ["StudentClassifier", "build_student", "student_input"]
 
 
 class StudentClassifier(RoINetwork):
@@ -83,10 +81,3 @@ def build_student(cfg: dict[str, Any], num_classes: int) -> StudentClassifier:
     """A student from the ``student`` config section."""
     return StudentClassifier(num_classes, tau_init=cfg["tau_init"], **network_kwargs(cfg))
 
-
-def load_student(path: Path | str) -> StudentClassifier:
-    """Rebuild a trained student from its model file, in eval mode."""
-    state = load_model_file(path)
-    model = StudentClassifier(pretrained="none", **state["arch"])
-    model.load_state_dict(state["model"])
-    return model.eval()

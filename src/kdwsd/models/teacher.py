@@ -8,15 +8,13 @@ sum over regions = image-level scores in (0, 1). Trained with binary cross-entro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from kdwsd.modelfile import load_model_file
 from kdwsd.models.heads import RoINetwork, network_kwargs, xavier_linear
 
-__all__ = ["WSDDN", "WSDDNOutput", "build_teacher", "load_teacher", "objectness", "wsddn_scores"]
+__all__ = ["WSDDN", "WSDDNOutput", "build_teacher", "objectness", "wsddn_scores"]
 
 
 @dataclass
@@ -134,10 +132,3 @@ def build_teacher(cfg: dict[str, Any], num_classes: int) -> WSDDN:
     """A WSDDN from the ``teacher`` config section."""
     return WSDDN(num_classes, **network_kwargs(cfg))
 
-
-def load_teacher(path: Path | str) -> WSDDN:
-    """Rebuild a trained teacher from its model file (no pretrained download needed), in eval mode."""
-    state = load_model_file(path)
-    model = WSDDN(pretrained="none", **state["arch"])
-    model.load_state_dict(state["model"])
-    return model.eval()

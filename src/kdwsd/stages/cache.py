@@ -33,7 +33,7 @@ def teacher_cache(
     from kdwsd.data.prepared import load_split
     from kdwsd.device import pick_device
     from kdwsd.distill.cache import run_teacher, write_teacher_cache
-    from kdwsd.models.teacher import load_teacher
+    from kdwsd.models.io import load_teacher
     from kdwsd.proposals.store import ProposalStore
 
     dev = pick_device(device)

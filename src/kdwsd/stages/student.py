@@ -28,6 +28,7 @@ def student_stage1(
     from kdwsd.data.dataset import MultiLabelImages
     from kdwsd.data.prepared import load_split
     from kdwsd.distill.cache import TeacherCache
+    from kdwsd.modelfile import student_metadata
     from kdwsd.models.student import build_student
     from kdwsd.train.loop import OptimConfig, file_fingerprint, valid_rois_in_batch
     from kdwsd.train.recipe import train_and_save
@@ -47,7 +48,7 @@ def student_stage1(
         inputs = [data_dir, cache[0]]
     elif targets == "live":
         from kdwsd.distill.live import LiveTeacher, with_live_targets
-        from kdwsd.models.teacher import load_teacher
+        from kdwsd.models.io import load_teacher
         from kdwsd.proposals.store import ProposalStore
 
         if not (teacher and proposals and frame and teacher_rois and feature_box_score):
@@ -81,7 +82,8 @@ def student_stage1(
         build=build, dataset=dataset, sizes=[frame], flip=True, seed=seed, optim=OptimConfig.from_dict(optim),
         step=stage1_step(size, frame), head_prefixes=(), lr_mults=None, device=device, checkpoint_dir=checkpoints,
         curve=curve, out_model=model, fingerprint={"stage1": recipe, "seed": seed, "inputs": file_fingerprint(inputs)},
-        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed, "frame_size": frame},
+        metadata=student_metadata(classes=split.classes, config=recipe, norm=norm, frame_size=frame, seed=seed,
+                                  experiment="stage1"),
         loader_workers=loader_workers, desc="student stage 1", precision=precision, normaliser=valid_rois_in_batch,
         wrap_step=wrap,
     )  # fmt: skip
@@ -111,6 +113,7 @@ def student(
     from kdwsd.data.prepared import load_split
     from kdwsd.distill.cache import TeacherCache
     from kdwsd.experiments import experiment as lookup
+    from kdwsd.modelfile import student_metadata
     from kdwsd.models.student import StudentClassifier, build_student
     from kdwsd.train.loop import OptimConfig, file_fingerprint
     from kdwsd.train.recipe import train_and_save
@@ -147,7 +150,7 @@ def student(
         checkpoint_dir=checkpoints, curve=curve, out_model=model,
         fingerprint={"student": recipe, "experiment": experiment, "seed": seed,
                      "inputs": file_fingerprint([data_dir, *cache, *stage1])},
-        metadata={"classes": split.classes, "config": recipe, "norm": norm, "seed": seed, "experiment": experiment,
-                  "frame_size": frame},
+        metadata=student_metadata(classes=split.classes, config=recipe, norm=norm, frame_size=frame, seed=seed,
+                                  experiment=experiment),
         loader_workers=loader_workers, desc=experiment, precision=precision,
     )  # fmt: skip

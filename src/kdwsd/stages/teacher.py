@@ -12,12 +12,16 @@ __all__ = ["teacher"]
 def teacher(
     *, data: list[str], proposals: list[str], model: str, curve: str, network: dict[str, Any], rois: int,
     train_sizes: list[int], flip: bool, seed: int, optim: dict[str, Any], precision: str, norm: str, device: str,
-    checkpoints: str, loader_workers: int = 0,
+    checkpoints: str, frame: int, proposal_config: dict[str, Any], loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Train T-WDet on the ``train`` split (multi-scale ``train_sizes`` + mirror, the top ``rois`` proposals
-    per image) and write ``model``; ``curve`` gets the per-epoch losses. Resumes from ``checkpoints``."""
+    per image) and write ``model``; ``curve`` gets the per-epoch losses. Resumes from ``checkpoints``.
+
+    ``frame`` (the single-scale test frame) and ``proposal_config`` (how proposals were made) are recorded in
+    the model file so that ``kdwsd predict`` treats a user's image as the pipeline does."""
     from kdwsd.data.dataset import MultiLabelImages
     from kdwsd.data.prepared import load_split
+    from kdwsd.modelfile import teacher_metadata
     from kdwsd.models.teacher import WSDDN, build_teacher
     from kdwsd.proposals.store import ProposalStore
     from kdwsd.train.loop import OptimConfig, file_fingerprint
@@ -34,6 +38,8 @@ def teacher(
         seed=seed, optim=OptimConfig.from_dict(optim), step=teacher_step, head_prefixes=WSDDN.head_prefixes(),
         lr_mults=None, device=device, checkpoint_dir=checkpoints, curve=curve, out_model=model,
         fingerprint={"teacher": recipe, "inputs": file_fingerprint([data_dir, *proposals])},
-        metadata={"classes": split.classes, "config": recipe, "norm": norm}, loader_workers=loader_workers,
+        metadata=teacher_metadata(classes=split.classes, config=recipe, norm=norm, frame_size=frame, rois=rois,
+                                  proposals=proposal_config),
+        loader_workers=loader_workers,
         desc="teacher", precision=precision,
     )  # fmt: skip

@@ -1,0 +1,368 @@
+"""Label your own images with a trained model file: :func:`load_model` -> :class:`Predictor`.
+
+The predictor reproduces the evaluation preprocessing exactly, from what the model file records:
+
+* student: read as BGR (OpenCV), ``cv2.resize`` to ``frame_size``² (``INTER_LINEAR``, aspect ratio not
+  kept: the teacher frame), :func:`kdwsd.data.dataset.normalise` with the file's ``norm``, then the
+  in-network bilinear resize (``align_corners=True``) to ``input_size``² (:func:`student_input`);
+  scores are ``sigmoid(z)`` in fp32 — equal to :func:`kdwsd.evaluate.predict_student`.
+* teacher (WSDDN): EdgeBoxes proposals of the original image (:func:`kdwsd.proposals.edge_boxes`, top
+  ``num_rois``), the image warped to ``test_size``² with its boxes (:func:`kdwsd.boxes.warp_boxes`), image
+  scores ``Σ_r softmax_c ⊙ softmax_r`` (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the
+  highest-scoring proposal in original pixels.
+
+Decoding and resizing run in a thread pool (OpenCV releases the GIL) while the network runs on the
+previous batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from kdwsd.boxes import warp_boxes
+from kdwsd.data.dataset import load_image, normalise
+from kdwsd.device import pick_device
+from kdwsd.modelfile import ModelInfo, read_model_file
+from kdwsd.models.io import build_network
+from kdwsd.models.student import student_input
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "Prediction",
+    "Predictor",
+    "draw_boxes",
+    "expand_image_args",
+    "load_model",
+    "select_labels",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+ImageLike = Any  # str | os.PathLike | numpy uint8 array | PIL.Image.Image
+
+
+@dataclass
+class Prediction:
+    """The result for one image.
+
+    Attributes:
+        source: the file path, or ``<array i>`` / ``<PIL i>`` for in-memory images.
+        labels: ``(class name, score)`` of the selected labels, highest score first.
+        scores: float32[C] all class scores in ``classes`` order (None when the image failed).
+        boxes: teacher only: class name -> ``[x1, y1, x2, y2]`` (inclusive pixels of the original image) of
+            the highest-scoring proposal of each selected label.
+        error: why the image could not be labelled (then ``labels`` is empty).
+    """
+
+    source: str
+    labels: list[tuple[str, float]] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    boxes: dict[str, list[float]] | None = None
+    error: str | None = None
+
+    def to_dict(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
+        """JSON-ready: ``image``, ``labels`` [{name, score}], optionally ``scores`` {class: score}, ``boxes``."""
+        out: dict[str, Any] = {"image": self.source}
+        if self.error is not None:
+            out["error"] = self.error
+            return out
+        out["labels"] = [{"name": n, "score": round(float(s), 6)} for n, s in self.labels]
+        if classes is not None and self.scores is not None:
+            out["scores"] = {c: round(float(s), 6) for c, s in zip(classes, self.scores, strict=True)}
+        if self.boxes is not None:
+            out["boxes"] = self.boxes
+        return out
+
+
+def select_labels(
+    scores: np.ndarray, classes: Sequence[str], top_k: int | None = None, threshold: float | None = 0.5
+) -> list[tuple[str, float]]:
+    """Labels of one image, highest first: the ``top_k`` best (all when None) with score ``>= threshold``
+    (no threshold when None).
+
+    Args:
+        scores: float[C] in ``classes`` order.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    return [(classes[i], float(scores[i])) for i in order if threshold is None or scores[i] >= threshold]
+
+
+def expand_image_args(args: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Image files from command-line arguments: a folder gives its image files (sorted, not recursive), a
+    glob pattern its matches (sorted); anything else is kept as given (so that a missing file is reported
+    by name when it is read)."""
+    out: list[str] = []
+    for arg in args:
+        s = os.fspath(arg)
+        if os.path.isdir(s):
+            out += sorted(str(p) for p in Path(s).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        elif not os.path.exists(s) and glob.has_magic(s):
+            out += sorted(glob.glob(s, recursive=True))
+        else:
+            out.append(s)
+    return out
+
+
+def _to_bgr(image: ImageLike, channels: str, source: str) -> np.ndarray:
+    """Any supported image to uint8[H, W, 3] BGR (what training read with OpenCV)."""
+    if isinstance(image, str | os.PathLike):
+        return load_image(image)
+    if type(image).__module__.startswith("PIL."):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{source}: expected a path, a numpy array or a PIL image, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{source}: expected a uint8 image (0-255), got dtype {image.dtype}; convert it first")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"{source}: expected shape [H, W], [H, W, 3] or [H, W, 4], got {list(image.shape)}")
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+    image = image[..., :3]
+    return np.ascontiguousarray(image[..., ::-1] if channels == "rgb" else image)
+
+
+class Predictor:
+    """A trained student or teacher with its preprocessing; build it with :func:`load_model`.
+
+    Attributes:
+        info: everything the model file records (:class:`kdwsd.modelfile.ModelInfo`).
+        model: the eval-mode network on ``device``.
+        classes: the C class names, in score order.
+    """
+
+    def __init__(self, info: ModelInfo, device: str = "auto", workers: int | None = None) -> None:
+        if info.kind == "student" and info.frame_size is None:
+            raise ValueError(f"model file {info.path} does not record the frame size the student was trained at "
+                             f"(a pre-format-2 file): set info.frame_size to the config's teacher.test_size "
+                             f"before building the predictor")  # fmt: skip
+        self.info = info
+        self.classes = info.classes
+        self.kind = info.kind
+        self.device = pick_device(device)
+        self.model = build_network(info).to(self.device)
+        self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        if self.kind == "teacher":
+            props = info.proposals or {}
+            self.num_rois = int(info.rois or props.get("max_boxes", 100))
+            self.max_boxes = int(props.get("max_boxes", self.num_rois))
+            self.proposal_params = dict(props.get("params") or {})
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.kind}, {len(self.classes)} classes, frame {self.info.frame_size}, input "
+                f"{self.info.input_size}, norm {self.info.norm}, device {self.device})")  # fmt: skip
+
+    # ------------------------------------------------------------------ preprocessing
+    def prepare(self, image: ImageLike, channels: str = "rgb", source: str = "") -> dict[str, Any]:
+        """One image -> the network's inputs: ``frame`` float32[3, F, F]; for the teacher also ``boxes``
+        float32[R, 4] (frame pixels), ``box_scores`` float32[R] and ``boxes_orig`` float32[R, 4]; ``hw``."""
+        bgr = _to_bgr(image, channels, source or "image")
+        f = int(self.info.frame_size)
+        out: dict[str, Any] = {"hw": bgr.shape[:2]}
+        out["frame"] = normalise(cv2.resize(bgr, (f, f), interpolation=cv2.INTER_LINEAR), self.info.norm)
+        if self.kind == "teacher":
+            from kdwsd.proposals import edge_boxes
+
+            boxes, scores = edge_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_boxes, **self.proposal_params)
+            boxes, scores = boxes[: self.num_rois], scores[: self.num_rois]
+            if len(boxes) == 0:  # no edges at all: score the whole image as the one region
+                h, w = bgr.shape[:2]
+                boxes, scores = np.array([[0, 0, w - 1, h - 1]], np.float32), np.ones(1, np.float32)
+            out.update(boxes=warp_boxes(boxes, bgr.shape[:2], f), box_scores=scores.astype(np.float32),
+                       boxes_orig=boxes)  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------------ network
+    @torch.no_grad()
+    def _forward(self, items: list[dict[str, Any]]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Prepared items -> float32[B, C] scores (and, for the teacher, per image the best region per class)."""
+        x = torch.from_numpy(np.stack([it["frame"] for it in items])).to(self.device)
+        if self.kind == "student":
+            z = self.model(student_input(x, self.info.input_size))
+            return torch.sigmoid(z.float()).cpu().numpy(), None
+        from kdwsd.models.teacher import wsddn_scores
+
+        r = max(len(it["boxes"]) for it in items)
+        boxes, box_scores = torch.zeros(len(items), r, 4), torch.zeros(len(items), r)
+        mask = torch.zeros(len(items), r, dtype=torch.bool)
+        for i, it in enumerate(items):
+            n = len(it["boxes"])
+            boxes[i, :n], box_scores[i, :n], mask[i, :n] = torch.from_numpy(it["boxes"]), torch.from_numpy(
+                it["box_scores"]), True  # fmt: skip
+        out = self.model(x, boxes.to(self.device), box_scores.to(self.device), mask.to(self.device))
+        region, scores = wsddn_scores(out.cls_logits, out.det_logits, out.mask)
+        best = [region[i, : len(it["boxes"])].argmax(dim=0).cpu().numpy() for i, it in enumerate(items)]
+        return scores.float().cpu().numpy(), best
+
+    def _prepare_safe(self, image: ImageLike, channels: str, source: str) -> dict[str, Any] | str:
+        try:
+            return self.prepare(image, channels, source)
+        except (OSError, ValueError, TypeError, cv2.error) as exc:
+            return str(exc)
+
+    def iter_predict(
+        self,
+        images: Iterable[ImageLike],
+        *,
+        top_k: int | None = None,
+        threshold: float | None = 0.5,
+        channels: str = "rgb",
+        batch_size: int = 32,
+    ) -> Iterator[Prediction]:
+        """Like :meth:`predict` but lazy, and an unreadable image yields a :class:`Prediction` with ``error``
+        set instead of raising (the others go on)."""
+        tagged = ((_source_name(im, i), im) for i, im in enumerate(images))
+        chunks = _chunks(tagged, max(1, batch_size))
+        with ThreadPoolExecutor(max(1, self.workers)) as pool:
+            def submit(chunk: list[tuple[str, ImageLike]]) -> list[tuple[str, Future]]:
+                return [(src, pool.submit(self._prepare_safe, im, channels, src)) for src, im in chunk]
+
+            pending: deque[list[tuple[str, Future]]] = deque()
+            for chunk in chunks:  # keep two batches in preparation ahead of the network
+                pending.append(submit(chunk))
+                if len(pending) > 2:
+                    yield from self._finish(pending.popleft(), top_k, threshold)
+            while pending:
+                yield from self._finish(pending.popleft(), top_k, threshold)
+
+    def _finish(self, batch: list[tuple[str, Future]], top_k: int | None, threshold: float | None
+                ) -> list[Prediction]:  # fmt: skip
+        done = [(src, fut.result()) for src, fut in batch]
+        ok = [(src, it) for src, it in done if isinstance(it, dict)]
+        results: dict[int, Prediction] = {}
+        if ok:
+            scores, best = self._forward([it for _, it in ok])
+            k = 0
+            for j, (src, it) in enumerate(done):
+                if not isinstance(it, dict):
+                    continue
+                labels = select_labels(scores[k], self.classes, top_k, threshold)
+                boxes = None
+                if best is not None:
+                    idx = {c: i for i, c in enumerate(self.classes)}
+                    boxes = {n: [float(v) for v in it["boxes_orig"][best[k][idx[n]]]] for n, _ in labels}
+                results[j] = Prediction(src, labels, scores[k], boxes)
+                k += 1
+        return [results.get(j) or Prediction(src, error=str(it)) for j, (src, it) in enumerate(done)]
+
+    def predict(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        *,
+        top_k: int | None = None,
+        threshold: float | None = 0.5,
+        channels: str = "rgb",
+        batch_size: int = 32,
+        errors: str = "raise",
+    ) -> list[Prediction]:
+        """Label images.
+
+        Args:
+            images: one image or a list of: file paths (str / Path, read with OpenCV), numpy uint8 arrays
+                [H, W, 3] in ``channels`` order (``"rgb"``, the default, for PIL / imageio / matplotlib;
+                ``"bgr"`` for ``cv2.imread``), [H, W] grey or [H, W, 4] (alpha dropped), or PIL images.
+            top_k: keep at most the k best labels (None: all); threshold: keep labels with score >= it
+                (None: no threshold). Default: every label scoring at least 0.5.
+            batch_size: images per network call.
+            errors: ``"raise"`` (ValueError naming the image) or ``"keep"`` (a Prediction with ``error``).
+        Returns:
+            one :class:`Prediction` per image, in order; ``.scores`` has all C scores.
+        """
+        if isinstance(images, str | os.PathLike | np.ndarray) or type(images).__module__.startswith("PIL."):
+            images = [images]
+        out = list(self.iter_predict(images, top_k=top_k, threshold=threshold, channels=channels,
+                                     batch_size=batch_size))  # fmt: skip
+        if errors == "raise":
+            for p in out:
+                if p.error is not None:
+                    raise ValueError(p.error if p.source in p.error else f"{p.source}: {p.error}")
+        elif errors != "keep":
+            raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
+        return out
+
+    def scores(self, images: Sequence[ImageLike], *, channels: str = "rgb", batch_size: int = 32) -> np.ndarray:
+        """float32[N, C] scores of N images (raises on an unreadable image)."""
+        preds = self.predict(images, top_k=None, threshold=None, channels=channels, batch_size=batch_size)
+        return np.stack([p.scores for p in preds]) if preds else np.zeros((0, len(self.classes)), np.float32)
+
+    def throughput(self, images: Sequence[ImageLike], batch_size: int = 32) -> float:
+        """Images per second of :meth:`iter_predict` on ``images`` (decode, resize and network)."""
+        t0 = time.perf_counter()
+        n = sum(1 for _ in self.iter_predict(images, batch_size=batch_size))
+        return n / max(time.perf_counter() - t0, 1e-9)
+
+
+def draw_boxes(image_bgr: np.ndarray, prediction: Prediction) -> np.ndarray:
+    """A copy of uint8[H, W, 3] BGR ``image_bgr`` with the teacher's box, name and score of each label of
+    ``prediction`` (as :meth:`Predictor.predict` returned it for this image)."""
+    out = image_bgr.copy()
+    h, w = out.shape[:2]
+    thick, scale = max(1, round(max(h, w) / 300)), max(0.35, max(h, w) / 800)
+    for i, (name, score) in enumerate(prediction.labels):
+        if not prediction.boxes or name not in prediction.boxes:
+            continue
+        hue = int(180 * ((i * 0.618) % 1.0))  # well-separated hues, stable per rank
+        colour = tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+        x1, y1, x2, y2 = (round(v) for v in prediction.boxes[name])
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick)
+        text = f"{name} {score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        ty = max(y1, th + base)
+        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty), colour, -1)
+        cv2.putText(out, text, (x1, ty - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def _source_name(image: ImageLike, i: int) -> str:
+    if isinstance(image, str | os.PathLike):
+        return os.fspath(image)
+    return f"<{'PIL' if type(image).__module__.startswith('PIL.') else 'array'} {i}>"
+
+
+def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    expect_kind: str | None = None,
+    expect_classes: int | Sequence[str] | None = None,
+    workers: int | None = None,
+) -> Predictor:
+    """Load a kdwsd model file (``weights_only=True``) as a :class:`Predictor`.
+
+    Args:
+        path: a student or teacher ``.pt`` written by the pipeline (``results/<run>/models/``).
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
+        expect_kind: ``student`` / ``teacher`` to refuse the other; expect_classes: a class count or the
+            class names in order, to refuse a model trained on another label set.
+        workers: threads decoding and resizing images (default: min(4, CPUs)).
+    Raises:
+        kdwsd.modelfile.ModelFileError: naming the file and both values on a kind / class mismatch.
+    """
+    classes = expect_classes if expect_classes is None or isinstance(expect_classes, int) else list(expect_classes)
+    info = read_model_file(path, expect_kind=expect_kind, expect_classes=classes)
+    return Predictor(info, device=device, workers=workers)

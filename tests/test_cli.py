@@ -1,0 +1,204 @@
+"""The `kdwsd` command and the inference API: exact preprocessing, outputs, errors, model-file checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from tiny_models import CLASSES, FRAME, NET, STUDENT_SIZE, write_images, write_student, write_teacher
+
+import kdwsd
+from kdwsd.cli import main
+from kdwsd.data.prepared import Split
+from kdwsd.evaluate import predict_student
+from kdwsd.inference import expand_image_args, select_labels
+from kdwsd.modelfile import ModelFileError, read_model_file, save_model_file
+from kdwsd.models.student import StudentClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    d = tmp_path_factory.mktemp("cli")
+    return {"student": write_student(d / "student.pt"), "teacher": write_teacher(d / "teacher.pt"),
+            "images": write_images(d / "images"), "dir": d}  # fmt: skip
+
+
+def _split(paths: list[Path]) -> Split:
+    sizes = np.array([cv2.imread(str(p)).shape[:2] for p in paths])
+    return Split("mine", np.arange(len(paths)), list(paths), sizes, np.zeros((len(paths), len(CLASSES)), np.uint8),
+                 CLASSES, [[] for _ in paths])  # fmt: skip
+
+
+@pytest.mark.parametrize("norm", ["torchvision", "caffe"])
+def test_predictor_scores_equal_predict_student(tmp_path: Path, files: dict, norm: str) -> None:
+    model = write_student(tmp_path / "s.pt", norm=norm)
+    ref = predict_student(model, _split(files["images"]), norm, FRAME, STUDENT_SIZE, device="cpu", batch_size=3)
+    got = kdwsd.load_model(model, device="cpu").scores(files["images"], batch_size=2)  # other batching on purpose
+    assert got.shape == (len(files["images"]), len(CLASSES))
+    np.testing.assert_array_equal(got, ref)
+    assert np.ptp(ref) > 1e-3  # the images really give different scores
+
+
+def test_arrays_and_pil_images_equal_files(files: dict) -> None:
+    from PIL import Image
+
+    png = files["images"][0]  # lossless: the decoded array is exactly what was written
+    pred = kdwsd.load_model(files["student"], device="cpu")
+    bgr = cv2.imread(str(png))
+    ref = pred.scores([png])
+    np.testing.assert_array_equal(pred.scores([bgr[..., ::-1].copy()]), ref)  # RGB is the default
+    np.testing.assert_array_equal(pred.scores([bgr], channels="bgr"), ref)
+    np.testing.assert_array_equal(pred.scores([Image.open(png)]), ref)
+    one = pred.predict(str(png), threshold=None)  # a single image, not in a list
+    assert len(one) == 1 and one[0].source == str(png) and len(one[0].labels) == len(CLASSES)
+    with pytest.raises(ValueError, match="uint8"):
+        pred.predict([bgr.astype(np.float32)])
+
+
+def test_select_labels_top_k_and_threshold() -> None:
+    s = np.array([0.2, 0.9, 0.55, 0.7])
+    names = ["a", "b", "c", "d"]
+    assert select_labels(s, names) == [("b", 0.9), ("d", 0.7), ("c", 0.55)]
+    assert select_labels(s, names, top_k=2, threshold=None) == [("b", 0.9), ("d", 0.7)]
+    assert select_labels(s, names, top_k=3, threshold=0.6) == [("b", 0.9), ("d", 0.7)]
+    assert select_labels(s, names, threshold=0.95) == []
+
+
+def test_cli_predict_json_folder_and_bad_image(files: dict, capsys: pytest.CaptureFixture) -> None:
+    bad = files["dir"] / "broken.jpg"
+    bad.write_bytes(b"not an image at all")
+    missing = files["dir"] / "nope.png"
+    rc = main(["predict", str(files["student"]), str(files["dir"] / "images"), str(bad), str(missing),
+               "--json", "--top-k", "2", "--device", "cpu", "--batch-size", "3"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert str(bad) in err and str(missing) in err and "2 failed" in err and "images/s" in err
+    doc = json.loads(out)
+    assert [r["image"] for r in doc["results"]] == [*map(str, files["images"]), str(bad), str(missing)]
+    assert doc["failed"] == 2 and "error" in doc["results"][-1] and "error" in doc["results"][-2]
+    scores = kdwsd.load_model(files["student"], device="cpu").scores(files["images"])
+    for r, s in zip(doc["results"][:-2], scores, strict=True):
+        assert [lab["name"] for lab in r["labels"]] == [CLASSES[i] for i in np.argsort(-s)[:2]]
+        np.testing.assert_allclose([r["scores"][c] for c in CLASSES], s, atol=1e-6)
+
+
+def test_cli_predict_text_glob_threshold(files: dict, capsys: pytest.CaptureFixture) -> None:
+    pattern = str(files["dir"] / "images" / "*.png")
+    assert expand_image_args([pattern]) == [str(p) for p in files["images"] if p.suffix == ".png"]
+    rc = main(["predict", str(files["student"]), pattern, "--threshold", "0.0", "--device", "cpu"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and len(lines) == 2
+    path, labels = lines[0].split("\t")
+    assert path == str(files["images"][0]) and len(labels.split(", ")) == len(CLASSES)  # threshold 0: all labels
+
+
+def test_teacher_predict_matches_wsddn_and_draws_boxes(files: dict, tmp_path: Path, capsys) -> None:
+    from kdwsd.boxes import warp_boxes
+    from kdwsd.data.dataset import collate, normalise
+    from kdwsd.distill.cache import run_teacher
+    from kdwsd.models.io import load_teacher
+    from kdwsd.proposals import edge_boxes, read_rgb
+
+    # Reference: the pipeline's own pieces (EdgeBoxes, warp, collate, the cache stage's teacher pass).
+    items = []
+    for i, p in enumerate(files["images"]):
+        boxes, scores = edge_boxes(read_rgb(p), 30)  # the file records max_boxes 30, num_rois 20
+        image = cv2.imread(str(p))
+        frame = cv2.resize(image, (FRAME, FRAME), interpolation=cv2.INTER_LINEAR)
+        items.append({"index": i, "image": torch.from_numpy(normalise(frame, "torchvision")),
+                      "labels": torch.zeros(len(CLASSES)),
+                      "boxes": torch.from_numpy(warp_boxes(boxes[:20], image.shape[:2], FRAME)),
+                      "box_scores": torch.from_numpy(scores[:20])})  # fmt: skip
+    ref = run_teacher(load_teacher(files["teacher"]), collate(items), 1.0, "sum", torch.device("cpu"))["scores"]
+    pred = kdwsd.load_model(files["teacher"], device="cpu")
+    np.testing.assert_allclose(pred.scores(files["images"]), ref.numpy(), rtol=0, atol=1e-6)
+
+    out_dir = tmp_path / "boxes"
+    rc = main(["predict", str(files["teacher"]), *map(str, files["images"]), "--top-k", "2", "--json",
+               "--draw-boxes", str(out_dir), "--device", "cpu"])  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and doc["kind"] == "teacher"
+    for r, p in zip(doc["results"], files["images"], strict=True):
+        h, w = cv2.imread(str(p)).shape[:2]
+        assert set(r["boxes"]) == {lab["name"] for lab in r["labels"]}
+        for x1, y1, x2, y2 in r["boxes"].values():
+            assert 0 <= x1 <= x2 <= w - 1 and 0 <= y1 <= y2 <= h - 1
+        drawn = cv2.imread(str(out_dir / f"{p.stem}.png"))
+        assert drawn.shape == (h, w, 3) and not np.array_equal(drawn, cv2.imread(str(p)))
+
+
+def test_draw_boxes_refused_for_a_student(files: dict, capsys) -> None:
+    rc = main(["predict", str(files["student"]), str(files["images"][0]), "--draw-boxes", "x", "--device", "cpu"])
+    assert rc == 2 and "teacher" in capsys.readouterr().err
+
+
+def test_kind_class_and_arch_mismatches_name_both(files: dict, capsys) -> None:
+    with pytest.raises(ModelFileError, match=r"holds a teacher.*but a student was expected") as e:
+        kdwsd.load_model(files["teacher"], expect_kind="student")
+    assert str(files["teacher"]) in str(e.value)
+    with pytest.raises(ModelFileError, match=r"has 3 classes .* but 5 were expected"):
+        kdwsd.load_model(files["student"], expect_classes=5)
+    with pytest.raises(ModelFileError, match=r"classes \['circle', 'square', 'star'\], expected \['a', 'b', 'c'\]"):
+        kdwsd.load_model(files["student"], expect_classes=["a", "b", "c"])
+    with pytest.raises(ModelFileError, match=r"'backbone' is 'small' in the file but 'vgg16'"):
+        read_model_file(files["student"], expect_arch={"backbone": "vgg16"})
+    assert main(["export", str(files["teacher"]), "--format", "torchscript", "-o", str(files["dir"] / "t.ts")]) == 2
+    assert "holds a teacher" in capsys.readouterr().err
+    assert main(["info", str(files["dir"] / "missing.pt")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_old_format_file_is_filled_from_config(tmp_path: Path, files: dict) -> None:
+    model = StudentClassifier(len(CLASSES), **NET)
+    old = tmp_path / "old.pt"  # what train/student.py wrote before format 2
+    save_model_file(old, model, {"classes": CLASSES, "config": {"size": 24}, "norm": "caffe", "seed": 3,
+                                 "experiment": "baseline", "frame_size": 48})  # fmt: skip
+    info = read_model_file(old, expect_kind="student")
+    assert (info.kind, info.format_version, info.input_size, info.frame_size, info.norm) == ("student", 1, 24, 48,
+                                                                                              "caffe")  # fmt: skip
+    ref = predict_student(old, _split(files["images"]), "caffe", 48, 24, device="cpu")
+    np.testing.assert_array_equal(kdwsd.load_model(old, device="cpu").scores(files["images"]), ref)
+
+
+def test_info_and_provenance(files: dict, capsys) -> None:
+    assert main(["info", str(files["student"]), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["classes"] == CLASSES and doc["frame_size"] == FRAME and doc["input_size"] == STUDENT_SIZE
+    assert doc["kind"] == "student" and doc["format_version"] == 2 and doc["config"]["size"] == STUDENT_SIZE
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert doc["provenance"]["git_commit"] == head and isinstance(doc["provenance"]["git_dirty"], bool)
+    assert doc["provenance"]["packages"]["torch"] == torch.__version__
+    assert main(["info", str(files["teacher"])]) == 0
+    text = capsys.readouterr().out
+    assert "teacher" in text and "circle, square, star" in text and head in text and "max_boxes" in text
+
+
+def test_module_entry_point_in_a_subprocess(files: dict) -> None:
+    res = subprocess.run([sys.executable, "-m", "kdwsd.cli", "predict", str(files["student"]),
+                          str(files["images"][0]), "--top-k", "1", "--device", "cpu"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    path, label = res.stdout.strip().split("\t")
+    assert path == str(files["images"][0]) and label.split()[0] in CLASSES
+    res = subprocess.run([sys.executable, "-m", "kdwsd.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and all(c in res.stdout for c in ("predict", "export", "info"))
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torchvision"])
+def test_fast_normalise_is_bit_identical_to_the_formula(mode: str) -> None:
+    from kdwsd.data.dataset import CAFFE_MEAN_BGR, TV_MEAN_RGB, TV_STD_RGB, normalise
+
+    levels = np.arange(256, dtype=np.uint8)
+    img = np.stack([levels, np.roll(levels, 85), np.roll(levels, 170)], axis=1).reshape(16, 16, 3)  # every level
+    x = img.astype(np.float32)
+    ref = x - CAFFE_MEAN_BGR if mode == "caffe" else (x[..., ::-1] / 255.0 - TV_MEAN_RGB) / TV_STD_RGB
+    np.testing.assert_array_equal(normalise(img, mode), ref.transpose(2, 0, 1))
+    np.testing.assert_array_equal(normalise(img[:, ::-1], mode), ref[:, ::-1].transpose(2, 0, 1))  # a mirrored view
