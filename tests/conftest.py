@@ -10,20 +10,22 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:  # helpers such as slurm_cluster.py live next to the tests
-    sys.path.insert(0, str(TESTS_DIR))
+TOOLS_DIR = TESTS_DIR.parent / "tools"  # development glue outside the library: versioning.py, slurm/cluster.py
+for _dir in (TESTS_DIR, TOOLS_DIR):  # test helpers (rulestub.py, ...) and tools are imported by name
+    if str(_dir) not in sys.path:
+        sys.path.insert(0, str(_dir))
 
 
 # ---------------------------------------------------------------------------- SLURM
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A single-node SLURM cluster on 127.0.0.1 for the whole session (tests/slurm_cluster.py).
+    """A single-node SLURM cluster on 127.0.0.1 for the whole session (tools/slurm/cluster.py).
 
     Status mode: no accounting (plugin polls with squeue) unless KDWSD_SLURM_ACCOUNTING=1, which
     also starts MariaDB + slurmdbd (plugin polls with sacct). Skips, never fails, when the Debian
     packages are missing (install them with `.ci/install-slurm.sh`; ACCOUNTING=1 for slurmdbd).
     """
-    from slurm_cluster import LocalSlurmCluster, missing_binaries
+    from slurm.cluster import LocalSlurmCluster, missing_binaries
 
     accounting = os.environ.get("KDWSD_SLURM_ACCOUNTING", "0") == "1"
     if os.geteuid() != 0:

@@ -28,8 +28,7 @@ from test_staleness import (
     tool_env,
     write_config,
 )
-
-from kdwsd.versioning import RestoreError, dvc_status, restore, stale_outputs
+from versioning import RestoreError, dvc_status, restore, stale_outputs
 
 MODELS = ["teacher", "baseline", "kd_feature", "kd_prediction", "kd_full"]
 UPSTREAM = ["data", "proposals", "cache", "models/teacher.pt"]  # a student knob must leave these alone
@@ -92,7 +91,7 @@ def test_dvc_repro_builds_and_versions_the_whole_run(repo: Path) -> None:
     assert dvc_status(repo) == {}
     assert_nothing_to_do(repo)
     lock = (repo / "dvc.lock").read_text()
-    assert "cmd: python -m kdwsd.versioning build --cores all" in lock
+    assert "cmd: python tools/versioning.py build --cores all" in lock
     for out in ["data", "proposals", "models", "cache", "scores", "logs", "summary.md", "metrics",
                 "efficiency.json", "per_class", "plots"]:  # fmt: skip
         assert f"path: {RUN}/{out}\n" in lock, out
@@ -195,7 +194,7 @@ rule b:
 TOY_DVC = """
 stages:
   pipeline:
-    cmd: python -m kdwsd.versioning build --cores 1
+    cmd: python tools/versioning.py build --cores 1
     deps: [Snakefile, in.txt]
     params:
       - config.yaml:

@@ -1,4 +1,4 @@
-"""The kdwsd pipeline under SLURM: profiles/slurm through a single-node cluster (tests/slurm_cluster.py).
+"""The kdwsd pipeline under SLURM: profiles/slurm through a single-node cluster (tools/slurm/cluster.py).
 
     python -m pytest tests/test_slurm.py -q -m slurm          # squeue status mode (no accounting)
     KDWSD_SLURM_ACCOUNTING=1 python -m pytest tests/test_slurm.py -q -m slurm   # slurmdbd + sacct

@@ -7,7 +7,7 @@ the copy and editing a copied library module is what Snakemake sees; the scripts
 package (the repository's src/, editable install). That is fine here: the mutation tests only dry-run.
 
 Job lists come from ``snakemake --summary`` (tab-separated: output file, rule, plan) and the "Job stats"
-table of ``snakemake --dry-run`` (see kdwsd.versioning.stale_outputs / dry_run).
+table of ``snakemake --dry-run`` (see tools/versioning.py: stale_outputs / dry_run).
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from typing import Any
 
 import pytest
 import yaml
-
-from kdwsd.versioning import dry_run, library_imports, restore, stale_outputs
+from versioning import dry_run, library_imports, restore, stale_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 VENV_BIN = Path(sys.executable).parent
 RUN = "results/tiny"
 # what a throwaway repository needs: the workflow, the library sources its lib() inputs point at, DVC files
-REPO_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src/kdwsd", "dvc.yaml", ".dvcignore",
+REPO_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src/kdwsd", "tools", "dvc.yaml", ".dvcignore",
               ".dvc/config", ".dvc/.gitignore", ".gitignore"]  # fmt: skip
 STUDENTS = ["baseline", "kd_feature", "kd_prediction", "kd_full"]
 PLOTS = {"plots/per_class_improvement.png", "plots/examples.png", "plots/training_curves.png"}
@@ -263,7 +262,7 @@ RULE_SCRIPT = re.compile(r"^\s*rule (\w+):.*?^\s*script:\s*\n\s*\"([^\"]+)\"", r
 
 def test_lib_inputs_cover_the_modules_each_script_imports(tmp_path: Path) -> None:
     """Static check behind the library trigger: a rule's lib() inputs must list every library module its
-    script imports at module level, directly or transitively (kdwsd.versioning.library_imports).
+    script imports at module level, directly or transitively (tools/versioning.py: library_imports).
     Otherwise editing that module would not rerun the rule. Jobs and inputs come from a dry run.
     """
     # --configfile replaces the Snakefile's `configfile:` (Snakemake >= 8), so the default goes first

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Start a throw-away single-node SLURM cluster on 127.0.0.1 to try the SLURM profile by hand
-# (the same harness the tests use: tests/slurm_cluster.py). Needs root and the Debian packages
+# (the same harness the tests use: tools/slurm/cluster.py). Needs root and the Debian packages
 # (.ci/install-slurm.sh; ACCOUNTING=1 for slurmdbd + MariaDB).
 #
-#   scripts/slurm/start-local-cluster.sh [--accounting] [--gpus N] [--dir DIR]
+#   tools/slurm/start-local-cluster.sh [--accounting] [--gpus N] [--dir DIR]
 #   source /tmp/kdwsd-slurm/env.sh          # SLURM_CONF + PATH for sinfo/squeue/sbatch
 #   snakemake --profile profiles/slurm-noaccounting --workflow-profile profiles/slurm ...
-#   scripts/slurm/stop-local-cluster.sh [--dir DIR]
+#   tools/slurm/stop-local-cluster.sh [--dir DIR]
 #
 # A keeper process owns the daemons (munged, slurmctld, slurmd[, mariadbd, slurmdbd]); stop
 # signals it, and it stops exactly those daemons and removes the cluster's state.
@@ -24,7 +24,7 @@ done
 mkdir -p "$dir"
 log="$dir/keeper.log"
 t0=$(date +%s%N)
-setsid "$py" "$repo/tests/slurm_cluster.py" start "$@" --dir "$dir" >"$log" 2>&1 </dev/null &
+setsid "$py" "$repo/tools/slurm/cluster.py" start "$@" --dir "$dir" >"$log" 2>&1 </dev/null &
 keeper=$!
 for _ in $(seq 1 240); do
     if grep -q '^READY ' "$log" 2>/dev/null; then

@@ -13,9 +13,9 @@ command) refuses to run Snakemake on outputs without metadata. See docs/versioni
 
 Command line (run in the repository root)::
 
-    python -m kdwsd.versioning restore [--force] [--configfile FILE ...]
-    python -m kdwsd.versioning stale [--configfile FILE ...]
-    python -m kdwsd.versioning build SNAKEMAKE_ARGS...   # the DVC stage's command (dvc.yaml)
+    python tools/versioning.py restore [--force] [--configfile FILE ...]
+    python tools/versioning.py stale [--configfile FILE ...]
+    python tools/versioning.py build SNAKEMAKE_ARGS...   # the DVC stage's command (dvc.yaml)
 """
 
 from __future__ import annotations
@@ -249,8 +249,8 @@ def build(snakemake_args: Sequence[str], workdir: Path | str = ".") -> int:
         raise RestoreError(
             f"{len(unrecorded)} existing outputs have no Snakemake metadata ({', '.join(unrecorded[:3])}...), so "
             "a changed knob or library module would not rerun what uses it. Run the restore step on a commit "
-            "whose dvc.lock matches the files first (e.g. `git stash && dvc checkout && python -m "
-            "kdwsd.versioning restore && git stash pop`), or delete those outputs to rebuild them."
+            "whose dvc.lock matches the files first (e.g. `git stash && dvc checkout && python "
+            "tools/versioning.py restore && git stash pop`), or delete those outputs to rebuild them."
         )
     return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *snakemake_args], cwd=workdir).returncode
 
@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (RestoreError, subprocess.CalledProcessError) as e:
             print(f"error: {e}\n{(getattr(e, 'stderr', None) or '')[-3000:]}", file=sys.stderr)
             return 1
-    parser = argparse.ArgumentParser(prog="python -m kdwsd.versioning", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python tools/versioning.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_restore = sub.add_parser("restore", help="after dvc checkout/pull: re-stamp outputs so nothing reruns")
     _add_common(p_restore)
