@@ -20,5 +20,5 @@ if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install --quiet $KDWSD_TORCH_SPEC
 fi
-.venv/bin/python -m pip install --quiet -e ".[workflow,test]"
+.venv/bin/python -m pip install --quiet -e ".[workflow,slurm,dvc,export,test]"
 .venv/bin/python -c "import torch, torchvision, cv2, snakemake; print('kdwsd environment ready: torch', torch.__version__, 'torchvision', torchvision.__version__, 'opencv', cv2.__version__)"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,25 @@ TOOLS_DIR = TESTS_DIR.parent / "tools"  # development glue outside the library: 
 for _dir in (TESTS_DIR, TOOLS_DIR):  # test helpers (rulestub.py, ...) and tools are imported by name
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
+
+
+def _stub_slurm_conf() -> None:
+    """Keep the SLURM executor plugin's start-up cost out of every `snakemake` the tests run.
+
+    Snakemake imports every installed executor plugin at start; the SLURM plugin then runs `scontrol show
+    config`. With the SLURM client installed but no slurm.conf (this CI machine after .ci/install-slurm.sh),
+    scontrol looks the controller up by DNS SRV records, which waits for DNS time-outs where there is no
+    network (~9 s per snakemake start). A conf naming a closed local port makes it fail at once. The SLURM
+    tests' cluster sets its own SLURM_CONF for the commands it runs.
+    """
+    if os.environ.get("SLURM_CONF") or not shutil.which("scontrol"):
+        return
+    conf = Path(tempfile.mkdtemp(prefix="kdwsd-no-slurm-")) / "slurm.conf"
+    conf.write_text("ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=9\nMessageTimeout=1\n")
+    os.environ["SLURM_CONF"] = str(conf)
+
+
+_stub_slurm_conf()
 
 
 # ---------------------------------------------------------------------------- SLURM

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import runpy
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +26,8 @@ def run_script(rule: str, *, input: dict[str, Any] | None = None, output: dict[s
     smk = SimpleNamespace(rule=rule, input=_named(input or {}), output=_named(output or {}),
                           params=_named(params or {}), wildcards=_named(wildcards or {}),
                           log=_named({"log": log} if log else {}), config=config or {}, threads=threads)
+    if str(REPO / "scripts") not in sys.path:  # as Snakemake's script preamble does
+        sys.path.append(str(REPO / "scripts"))
     try:
         runpy.run_path(str(REPO / "scripts" / f"{rule}.py"), init_globals={"snakemake": smk}, run_name="__main__")
     except SystemExit as exc:  # the runner logs the failure and exits 1; tests want the original error

@@ -35,7 +35,8 @@ def tiny_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_every_output_is_produced(tiny_run: Path):
-    for model in ["teacher", "baseline", "kd_feature", "kd_prediction", "kd_full"]:
+    models = ["teacher", "baseline", "baseline_long", "kd_feature", "kd_prediction", "kd_full"]
+    for model in models + [f"{m}_seed1" for m in models[1:]]:
         metrics = json.loads((tiny_run / "metrics" / f"{model}.json").read_text())
         for key in ["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1_top3", "OF1_top3"]:
             assert metrics[key] is None or 0.0 <= metrics[key] <= 1.0, (model, key)
@@ -47,11 +48,21 @@ def test_every_output_is_produced(tiny_run: Path):
         assert np.load(tiny_run / "scores" / f"{model}.npy").shape == (16, 10)
     teacher = json.loads((tiny_run / "metrics" / "teacher.json").read_text())
     assert 0.0 <= teacher["CorLoc"] <= 1.0
-    for png in ["per_class_improvement.png", "examples.png", "training_curves.png"]:
-        data = (tiny_run / "plots" / png).read_bytes()
+    for name in ["per_class_improvement", "examples", "training_curves", "proposal_recall"]:
+        data = (tiny_run / "plots" / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        assert (tiny_run / "plots" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+        assert b"<svg" in (tiny_run / "plots" / f"{name}.svg").read_bytes()[:2000]
+    for table in ["results.csv", "results.tex", "differences.csv", "differences.tex", "bootstrap.csv"]:
+        assert (tiny_run / "tables" / table).stat().st_size > 100, table
+    prov = json.loads((tiny_run / "provenance.json").read_text())
+    assert prov["config"]["run"] == "tiny" and "compute" not in prov["config"] and prov["provenance"]["git_commit"]
+    assert {p.stem for p in (tiny_run / "benchmarks").glob("*.tsv")} >= {"teacher", "teacher_cache", "kd_full"}
+    curve = (tiny_run / "logs" / "kd_full.csv").read_text().splitlines()
+    assert "val_mAP" in curve[0] and curve[-1].split(",")[curve[0].split(",").index("val_mAP")] != ""
     summary = (tiny_run / "summary.md").read_text()
-    for row in ["S-Cls w/o KD", "T-WDet", "S-Cls w/ KD", "feature KD only", "prediction KD only", "recall@0.7"]:
+    for row in ["S-Cls w/o KD", "T-WDet", "S-Cls w/ KD", "feature KD only", "prediction KD only", "recall@0.7",
+                "equal compute", "paired by seed", "bootstrap interval", "Teacher localisation"]:
         assert row in summary
     eff = json.loads((tiny_run / "efficiency.json").read_text())
     assert eff["teacher"]["macs_per_image"] > eff["student"]["macs_per_image"] > 0
@@ -72,3 +83,30 @@ def test_second_run_has_nothing_to_do(tiny_run: Path):
     res = snakemake(tiny_run.parents[1], "-n", "--cores", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_html_report_holds_every_table_and_figure(tiny_run: Path, tmp_path: Path):
+    """`snakemake --report` bundles the summary, every table and figure (with captions) and the provenance."""
+    report = tmp_path / "report.zip"
+    res = snakemake(tiny_run.parents[1], "--report", str(report))
+    assert res.returncode == 0, res.stderr[-3000:]
+    import zipfile
+
+    names = "\n".join(zipfile.ZipFile(report).namelist())
+    for item in ["summary.md", "results.csv", "differences.csv", "bootstrap.csv", "provenance.json", "qc.csv",
+                 "per_class_improvement.png", "examples.png", "training_curves.png", "proposal_recall.png"]:
+        assert item in names, item
+
+
+@pytest.mark.slow
+def test_readme_results_section_comes_from_the_run(tiny_run: Path, tmp_path: Path):
+    sys.path.insert(0, str(REPO / "tools"))
+    from readme_results import END, START, update
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\nold numbers\n{END}\nrest\n")
+    _, new = update(readme, tiny_run)
+    results = (tiny_run / "tables" / "results.csv").read_text().splitlines()
+    kd_full = next(r for r in results if r.startswith("kd_full,"))
+    assert kd_full.split(",")[3] in new and "old numbers" not in new and new.endswith("rest\n")

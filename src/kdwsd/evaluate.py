@@ -17,11 +17,11 @@ from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import Split, load_split
 from kdwsd.device import pick_device
 from kdwsd.distill.cache import TeacherCache
-from kdwsd.metrics import corloc, multilabel_metrics, per_class_table
+from kdwsd.metrics import corloc, detection_ap, multilabel_metrics, per_class_table
 from kdwsd.models.io import load_student
 from kdwsd.models.student import student_input
 
-__all__ = ["evaluate_scores", "evaluate_teacher", "predict_student", "write_evaluation"]
+__all__ = ["evaluate_scores", "evaluate_teacher", "predict_student", "student_scores", "write_evaluation"]
 
 
 @torch.no_grad()
@@ -31,12 +31,24 @@ def predict_student(
 ) -> np.ndarray:  # fmt: skip
     """float32[N, C] sigmoid scores of a student on a split (no flip), computed in fp32."""
     dev = pick_device(device)
-    model = load_student(model_path).to(dev)
+    return student_scores(load_student(model_path).to(dev), split, norm, frame_size, size, dev, batch_size)
+
+
+@torch.no_grad()
+def student_scores(
+    model: torch.nn.Module, split: Split, norm: str, frame_size: int, size: int, device: torch.device,
+    batch_size: int = 32, progress: bool = True,
+) -> np.ndarray:  # fmt: skip
+    """float32[N, C] sigmoid scores of an eval-mode student (in memory) on a split: warp to ``frame_size``,
+    resize in-network to ``size``, no flip, fp32. The model's train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
     dataset = MultiLabelImages(split, norm)
     scores = np.zeros((len(split), len(split.classes)), np.float32)
-    for batch in tqdm(ordered_loader(dataset, frame_size, False, batch_size), desc="predict"):
-        z = model(student_input(batch["image"].to(dev), size))
+    for batch in tqdm(ordered_loader(dataset, frame_size, False, batch_size), desc="predict", disable=not progress):
+        z = model(student_input(batch["image"].to(device), size))
         scores[batch["index"].numpy()] = torch.sigmoid(z.float()).cpu().numpy()
+    model.train(was_training)
     return scores
 
 
@@ -90,7 +102,9 @@ def evaluate_teacher(
     """Teacher metrics from its cached evaluation outputs, plus CorLoc where boxes exist.
 
     ``CorLoc`` is the standard WSOD number on the training set (the detector's own images, image labels
-    known); ``CorLoc_<split>`` is the same on the evaluation split.
+    known); ``CorLoc_<split>`` is the same on the evaluation split; ``detection_mAP`` (with per-class
+    ``detection_AP``) is PASCAL VOC07 detection AP at IoU ``cfg["corloc_iou"]`` on the evaluation split, from
+    the teacher's detections after per-class NMS (:func:`kdwsd.metrics.detection_ap`).
     """
     split = load_split(data_dir, split_name)
     train = load_split(data_dir, "train")
@@ -98,6 +112,7 @@ def evaluate_teacher(
         if not np.array_equal(f["image_ids"], split.image_ids):
             raise ValueError(f"{outputs}: image ids do not match split '{split_name}' of {data_dir}")
         scores, class_boxes = f["scores"], f["class_boxes"]
+        dets = {k: f[k] for k in ("det_image", "det_class", "det_score", "det_box") if k in f.files}
     metrics, table = evaluate_scores(scores, split, train.labels, cfg)
     iou = cfg["corloc_iou"]
     if train.has_boxes:
@@ -107,4 +122,11 @@ def evaluate_teacher(
     if split.has_boxes:
         res = corloc(class_boxes, split.labels, _gt_boxes(split), iou)
         metrics[f"CorLoc_{split_name}"] = res["CorLoc"]
+        if dets:
+            per_image: list[list[tuple[int, float, tuple[float, ...]]]] = [[] for _ in range(len(split))]
+            for i, k, s, box in zip(dets["det_image"], dets["det_class"], dets["det_score"], dets["det_box"],
+                                    strict=True):  # fmt: skip
+                per_image[int(i)].append((int(k), float(s), tuple(float(v) for v in box)))
+            res = detection_ap(per_image, _gt_boxes(split), len(split.classes), iou=iou, use_07_metric=True)
+            metrics.update({"detection_mAP": res["mAP"], "detection_AP": list(res["AP"])})
     return metrics, table, scores

@@ -12,7 +12,6 @@ import csv
 import json
 import math
 import re
-import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,21 @@ import numpy as np
 import pandas as pd
 
 from kdwsd.experiments import EXPERIMENTS, TEACHER_LABEL, model_name
-from kdwsd.stats import mean_sd, paired_difference_ci
+from kdwsd.stats import bootstrap_map_ci, mean_sd, paired_difference_ci
 
 __all__ = [
     "PAPER",
     "PAPER_TABLE5",
     "ROW_LABELS",
     "ablation_table",
+    "bootstrap_table",
     "format_mean_sd",
+    "group_by_experiment",
     "make_run_plots",
     "metric_summary",
     "paired_differences_table",
     "paper_dataset_key",
     "results_table",
-    "summarise_runs",
     "write_summary",
     "write_table",
 ]
@@ -43,8 +43,6 @@ __all__ = [
 # Table rows in the paper's Table 3 order (baseline, teacher, distilled), then the other experiments.
 ROW_LABELS = {"baseline": EXPERIMENTS["baseline"].label, "teacher": TEACHER_LABEL,
               **{name: e.label for name, e in EXPERIMENTS.items() if name != "baseline"}}  # fmt: skip
-COLUMNS = ["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CP_top3", "CR_top3", "CF1_top3", "OP_top3",
-           "OR_top3", "OF1_top3"]  # fmt: skip
 # Paper Table 3 (mAP %, VGG16, 672 / 224), keyed by experiment name.
 PAPER = {"COCO": {"baseline": 70.9, "teacher": 78.6, "kd_full": 74.6},
          "NUS-WIDE": {"baseline": 55.6, "teacher": 58.2, "kd_full": 60.1}}  # fmt: skip
@@ -65,91 +63,149 @@ def format_mean_sd(values: Sequence[float | None], scale: float = 100.0, decimal
     return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
 
 
-def _fmt(values: list[float]) -> str:
-    return format_mean_sd(values)
-
-
-def summarise_runs(metrics: dict[str, dict[str, Any]], experiments: list[str], seeds: list[int]) -> dict:
-    """Group per-model metrics by experiment (over seeds): ``{row: {column: [values…]}}``."""
-    rows: dict[str, dict[str, list[float]]] = {}
+def group_by_experiment(
+    metric_files: Sequence[str | Path], experiments: Sequence[str], seeds: Sequence[int]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """``{experiment: {seed: metrics.json}}`` from ``metrics/<model>.json`` files, in the order of the paper's
+    Table 3 (baseline, teacher, distilled) then the other experiments; the teacher is one "seed" 0."""
+    by_stem = {Path(f).stem: json.loads(Path(f).read_text()) for f in metric_files}
+    out: dict[str, dict[int, dict[str, Any]]] = {}
     for name in ROW_LABELS:
         if name == "teacher":
-            models = ["teacher"]
+            found = {0: by_stem["teacher"]} if "teacher" in by_stem else {}
         elif name in experiments:
-            models = [model_name(name, s, seeds[0]) for s in seeds]
+            stems = {s: model_name(name, s, seeds[0]) for s in seeds}
+            found = {s: by_stem[stem] for s, stem in stems.items() if stem in by_stem}
         else:
             continue
-        found = [metrics[m] for m in models if m in metrics]
         if found:
-            rows[name] = {c: [m.get(c) for m in found] for c in [*COLUMNS, "CorLoc"]}
-    return rows
+            out[name] = found
+    return out
+
+
+def bootstrap_table(
+    score_files: Sequence[str | Path], labels: np.ndarray, *, resamples: int, alpha: float, seed: int
+) -> pd.DataFrame:
+    """Per model (``scores/<model>.npy``): mAP and its percentile-bootstrap interval over the test images
+    (:func:`kdwsd.stats.bootstrap_map_ci`), in %."""
+    rows = []
+    ci = f"{100 * (1 - alpha):.0f} % bootstrap CI (%)"
+    for f in score_files:
+        m, lo, hi = bootstrap_map_ci(np.load(f), labels, n_boot=resamples, alpha=alpha, seed=seed)
+        rows.append({"model": Path(f).stem, "mAP (%)": f"{100 * m:.1f}", ci: f"[{100 * lo:.1f}, {100 * hi:.1f}]"})
+    return pd.DataFrame(rows, columns=["model", "mAP (%)", ci]).set_index("model")
+
+
+def _md(df: pd.DataFrame) -> list[str]:
+    """A DataFrame as Markdown table lines (index as the first column)."""
+    df = df.reset_index()
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
+    return lines
 
 
 def write_summary(
-    metric_files: list[str], efficiency_file: str, qc_file: str, out_path: str, run: str,
-    experiments: list[str], seeds: list[int], split: str,
+    *, metric_files: Sequence[str], score_files: Sequence[str], labels: np.ndarray, efficiency_file: str,
+    qc_file: str, out: str, tables: Mapping[str, str], run: str, dataset: str, experiments: Sequence[str],
+    seeds: Sequence[int], split: str, resamples: int, alpha: float, bootstrap_seed: int,
 ) -> None:  # fmt: skip
-    """Write the Markdown summary of one run."""
-    metrics = {Path(f).stem: json.loads(Path(f).read_text()) for f in metric_files}
-    rows = summarise_runs(metrics, experiments, seeds)
+    """The run's summary: ``out`` (Markdown) and the tables as CSV + LaTeX (``tables``: ``results_csv``,
+    ``results_tex``, ``differences_csv``, ``differences_tex``, ``bootstrap_csv``).
+
+    Every number comes from the metric and score files: mean ± sd over seeds per model and metric; each
+    distilled student minus each baseline, paired by seed, with a Student-t interval; each model's mAP with a
+    bootstrap interval over test images; the teacher's localisation; proposals and efficiency.
+    """
+    metrics = group_by_experiment(metric_files, experiments, seeds)
+    labels_by_exp = {**{n: e.label for n, e in EXPERIMENTS.items()}, "teacher": TEACHER_LABEL}
+    k = next(iter(next(iter(metrics.values())).values())).get("top_k", 3)
+    columns = ["mAP", "CF1", "OF1", f"CF1_top{k}", f"OF1_top{k}", "CP", "CR", "OP", "OR"]
+    results = results_table(metrics, labels_by_exp, columns=columns, dataset=dataset)
+    write_table(results, tables["results_csv"], tables["results_tex"], label=f"tab:{run}-results",
+                caption=f"{run}: results on the {split} split (mean ± sd over seeds)")  # fmt: skip
+    baselines = [b for b in ("baseline", "baseline_long") if b in metrics]
+    distilled = [e for e in metrics if e in EXPERIMENTS and (EXPERIMENTS[e].stage1 or EXPERIMENTS[e].prediction_kd)]
+    diffs = [paired_differences_table(metrics, labels_by_exp, baseline=b, compare=distilled, alpha=alpha)
+             for b in baselines]  # fmt: skip
+    diffs_df = pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame(columns=["model"])
+    write_table(diffs_df, tables["differences_csv"], tables["differences_tex"], label=f"tab:{run}-differences",
+                caption=f"{run}: mAP of the distilled students minus each baseline, paired by seed")  # fmt: skip
+    boot = bootstrap_table(score_files, labels, resamples=resamples, alpha=alpha, seed=bootstrap_seed)
+    boot.to_csv(tables["bootstrap_csv"])
+
     eff = json.loads(Path(efficiency_file).read_text())
     with open(qc_file) as f:
         qc = list(csv.DictReader(f))
-    k = next(iter(metrics.values())).get("top_k", 3)
-    cols = [c.replace("top3", f"top{k}") for c in COLUMNS]
-    lines = [f"# Results: `{run}` (evaluated on the `{split}` split)", ""]
-    seeds_note = f"mean ± sd over seeds {seeds}" if len(seeds) > 1 else f"seed {seeds[0]}"
-    lines += [f"All numbers in %. Students: {seeds_note}. Top-{k}: the {k} highest-scoring labels per image "
-              "(see `evaluation.top_k_mode`).", ""]  # fmt: skip
-    lines.append("| Model | " + " | ".join(cols) + " |")
-    lines.append("|---|" + "---|" * len(cols))
-    for name, vals in rows.items():
-        lines.append(f"| {ROW_LABELS[name]} | " + " | ".join(_fmt(vals[c]) for c in COLUMNS) + " |")
-    lines.append("")
-    if "baseline" in rows:
-        base = statistics.mean(rows["baseline"]["mAP"])
-        deltas = [f"{ROW_LABELS[n]}: {100 * (statistics.mean(v['mAP']) - base):+.1f}"
-                  for n, v in rows.items() if n != "baseline"]  # fmt: skip
-        lines += ["**mAP difference to the baseline student** (points): " + "; ".join(deltas) + ".", ""]
-    if "teacher" in rows and rows["teacher"]["CorLoc"][0] is not None:
-        lines += [f"**Teacher CorLoc** (training set, IoU ≥ 0.5): {100 * rows['teacher']['CorLoc'][0]:.1f}.",
-                  ""]  # fmt: skip
+    one_seed = len(seeds) == 1
+    lines = [f"# Results: `{run}` (`{dataset}`, evaluated on the `{split}` split)", "",
+             f"All numbers in %. Students: mean ± sd over seeds {list(seeds)}" + (" (one seed: no spread)" if one_seed
+             else "") + f". Top-{k}: the {k} highest-scoring labels per image (`evaluation.top_k_mode`). Exact "
+             "figures differ across machines (floating-point order): compare spreads, not digits.", ""]  # fmt: skip
+    lines += [*_md(results), ""]
+    if not diffs_df.empty:
+        lines += ["## Distillation gain, paired by seed", "",
+                  f"Each distilled student minus each baseline, seed by seed; Student-t {100 * (1 - alpha):.0f} % "
+                  "interval over seeds (an interval that contains 0 is not a demonstrated gain). "
+                  "`baseline_long` trains as many optimiser steps as the students that run stage 1.", ""]  # fmt: skip
+        lines += [*_md(diffs_df.set_index("model")), ""]
+    lines += ["## mAP with a bootstrap interval over test images", "",
+              f"{resamples} resamples of the {len(labels)} test images, per model (and seed).", "", *_md(boot), ""]
+    teacher = metrics.get("teacher", {}).get(0, {})
+    loc = [("CorLoc, training set (IoU ≥ 0.5)", teacher.get("CorLoc")),
+           (f"CorLoc, {split} set", teacher.get(f"CorLoc_{split}")),
+           (f"detection mAP@0.5, {split} set (VOC07 11-point)", teacher.get("detection_mAP"))]  # fmt: skip
+    loc = [(n, v) for n, v in loc if v is not None]
+    if loc:
+        lines += ["## Teacher localisation", "", "| measure | % |", "|---|---|"]
+        lines += [*(f"| {n} | {100 * v:.1f} |" for n, v in loc), ""]
     lines += ["## Proposals", "", "| split | images | boxes/image | images/s | recall@0.5 | recall@0.7 |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for r in qc:
         rec = [f"{100 * float(r[c]):.1f}" if r.get(c) else "–" for c in ("recall_0.5", "recall_0.7")]
         lines.append(f"| {r['split']} | {r['images']} | {float(r['boxes_per_image']):.0f} | "
                      f"{float(r['images_per_s']):.1f} | {rec[0]} | {rec[1]} |")  # fmt: skip
-    t, s = eff["teacher"], eff["student"]
+    t, st = eff["teacher"], eff["student"]
     fmt_rate = lambda v: "–" if v is None else f"{v:.1f}"  # noqa: E731
     lines += ["", f"## Efficiency ({eff['device']}, {eff['threads']} threads)", "",
               "| model | input | parameters (M) | GMACs / image | images/s |", "|---|---|---|---|---|",
               f"| T-WDet | {t['input_size']}² + {t['rois_per_image']} RoIs | {t['parameters'] / 1e6:.2f} | "
               f"{t['macs_per_image'] / 1e9:.3f} | {fmt_rate(t['images_per_s_network'])} (network), "
               f"{fmt_rate(t['images_per_s_with_proposals'])} (with proposals) |",
-              f"| S-Cls | {s['input_size']}² | {s['parameters'] / 1e6:.2f} | {s['macs_per_image'] / 1e9:.3f} | "
-              f"{fmt_rate(s['images_per_s'])} |", ""]  # fmt: skip
-    lines += ["## The paper's Table 3 (mAP, VGG16, 672 / 224)", "", "| Dataset | S-Cls w/o KD | T-WDet | S-Cls w/ KD |",
-              "|---|---|---|---|"]  # fmt: skip
+              f"| S-Cls | {st['input_size']}² | {st['parameters'] / 1e6:.2f} | {st['macs_per_image'] / 1e9:.3f} | "
+              f"{fmt_rate(st['images_per_s'])} |", ""]  # fmt: skip
+    lines += ["## The paper's Table 3 (mAP, VGG16, 672 / 224)", "",
+              "| Dataset | S-Cls w/o KD | T-WDet | S-Cls w/ KD |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {d} | {v['baseline']} | {v['teacher']} | {v['kd_full']} |" for d, v in PAPER.items()]
-    Path(out_path).write_text("\n".join(lines) + "\n")
+    Path(out).write_text("\n".join(lines) + "\n")
 
 
 def make_run_plots(
-    baseline_table: str, kd_table: str, baseline_scores: str, kd_scores: str, teacher_outputs: str,
-    data_dir: str, split_name: str, curve_csvs: list[str], out_improvement: str, out_examples: str,
-    out_curves: str, num_examples: int, run: str,
+    baseline_tables: Sequence[str], kd_tables: Sequence[str], baseline_scores: str, kd_scores: str,
+    teacher_outputs: str, data_dir: str, split_name: str, curve_csvs: list[str], out_improvement: str,
+    out_examples: str, out_curves: str, num_examples: int, run: str, alpha: float = 0.05,
 ) -> None:  # fmt: skip
-    """The run's figures: ΔAP per class (kd_full − baseline, classes by training frequency), examples
-    (the first ``num_examples`` images of the split — not selected by outcome) and training curves."""
+    """The run's figures: ΔAP per class (kd_full − baseline, paired by seed: mean and Student-t interval over
+    the seeds, classes by training frequency), examples (the first ``num_examples`` images of the split — not
+    selected by outcome; the first seed's students) and training curves."""
     from kdwsd.data.dataset import load_image
     from kdwsd.data.prepared import load_split
     from kdwsd.plots import plot_examples, plot_per_class_improvement, plot_training_curves
 
-    base, kd = pd.read_csv(baseline_table), pd.read_csv(kd_table)
+    if len(baseline_tables) != len(kd_tables):
+        raise ValueError(f"{len(baseline_tables)} baseline and {len(kd_tables)} kd_full tables: pair them by seed")
+    bases = [pd.read_csv(t) for t in baseline_tables]
+    deltas = np.stack([(pd.read_csv(k)["AP"] - b["AP"]).to_numpy() for b, k in zip(bases, kd_tables, strict=True)])
+    n = len(deltas)
+    err, err_label = None, ""
+    if n > 1:
+        # a class without test positives in some seed has no AP there (NaN): no interval for it
+        half = np.array([paired_difference_ci(d, np.zeros(n), alpha=alpha)["high"] - d.mean()
+                         if np.isfinite(d).all() else np.nan for d in deltas.T])  # fmt: skip
+        err, err_label = half, f"{100 * (1 - alpha):.0f} % interval over {n} seeds (Student t)"
     plot_per_class_improvement(
-        list(base["name"]), (kd["AP"] - base["AP"]).to_numpy(), base["n_train"].to_numpy(), out_improvement,
-        title=f"{run}: AP gain of S-Cls w/ KD over w/o KD",
+        list(bases[0]["name"]), np.nanmean(deltas, axis=0), bases[0]["n_train"].to_numpy(), out_improvement,
+        title=f"{run}: AP gain of S-Cls w/ KD over w/o KD" + (f" (mean of {n} seeds)" if n > 1 else ""),
+        delta_err=err, err_label=err_label,
     )  # fmt: skip
     split = load_split(data_dir, split_name)
     n = min(num_examples, len(split))

@@ -7,7 +7,8 @@ rule teacher_cache:
         data=dataset_files(),
         train_proposals=proposal_shards("train"),
         eval_proposals=proposal_shards(EVAL),
-        code=stage("cache") + lib("distill", "models", "data", "boxes", "proposals", "device", "modelfile"),
+        code=stage("cache") + lib("distill", "models", "data", "boxes", "proposals", "device", "modelfile",
+                                  "metrics"),
     output:
         cache=directory(f"{RUN}/cache/train"),
         evaluation=f"{RUN}/cache/teacher_{EVAL}.npz",
@@ -29,5 +30,7 @@ rule teacher_cache:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/teacher_cache.log",
+    benchmark:
+        f"{RUN}/benchmarks/teacher_cache.tsv"
     script:
         "../../scripts/teacher_cache.py"

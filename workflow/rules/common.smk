@@ -17,6 +17,7 @@ SEEDS = config["student"]["seeds"]
 STUDENTS = config["student"]["experiments"]
 MODEL_PATTERN = f"({'|'.join(EXPERIMENTS)})(_seed[0-9]+)?"
 STAGE1_LIVE = config["student"]["stage1"]["teacher"] == "live"
+FIGURES = ("per_class_improvement", "examples", "training_curves")
 # Relative, so that moving or copying the working tree does not change every rule's input set.
 SRC = Path(os.path.relpath(Path(workflow.basedir) / "src" / "kdwsd"))
 
@@ -91,7 +92,7 @@ def final_targets():
     # Model files are targets too, so that a missing one is rebuilt even when its metrics are up to date.
     targets = [f"{RUN}/models/{m}.pt" for m in models]
     targets += [f"{RUN}/metrics/{m}.json" for m in models] + [f"{RUN}/per_class/{m}.csv" for m in models]
-    targets += [f"{RUN}/proposals/qc.csv", f"{RUN}/efficiency.json", f"{RUN}/summary.md"]
+    targets += [f"{RUN}/proposals/qc.csv", f"{RUN}/efficiency.json", f"{RUN}/summary.md", f"{RUN}/provenance.json"]
     if "baseline" in STUDENTS and "kd_full" in STUDENTS:
         targets += [f"{RUN}/plots/per_class_improvement.png", f"{RUN}/plots/examples.png"]
     return targets

@@ -16,6 +16,8 @@ if config["dataset"]["name"] == "synthetic":
             "../../envs/kdwsd.yaml"
         log:
             f"{RUN}/logs/synthetic_dataset.log",
+        benchmark:
+            f"{RUN}/benchmarks/synthetic_dataset.tsv"
         script:
             "../../scripts/synthetic_dataset.py"
 
@@ -40,6 +42,8 @@ else:
             "../../envs/kdwsd.yaml"
         log:
             f"{DATA_ROOT}/logs/download_{{filename}}.log",
+        benchmark:
+            f"{DATA_ROOT}/benchmarks/download_{{filename}}.tsv"
         script:
             "../../scripts/download_archive.py"
 
@@ -56,5 +60,7 @@ else:
             "../../envs/kdwsd.yaml"
         log:
             f"{RUN}/logs/prepare_dataset.log",
+        benchmark:
+            f"{RUN}/benchmarks/prepare_dataset.tsv"
         script:
             "../../scripts/prepare_dataset.py"

@@ -27,6 +27,8 @@ rule evaluate_student:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/evaluate_{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_{{model}}.tsv"
     script:
         "../../scripts/evaluate_student.py"
 
@@ -48,6 +50,8 @@ rule evaluate_teacher:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/evaluate_teacher.log",
+    benchmark:
+        f"{RUN}/benchmarks/evaluate_teacher.tsv"
     script:
         "../../scripts/evaluate_teacher.py"
 
@@ -78,5 +82,7 @@ rule efficiency:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/efficiency.log",
+    benchmark:
+        f"{RUN}/benchmarks/efficiency.tsv"
     script:
         "../../scripts/efficiency.py"

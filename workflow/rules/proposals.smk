@@ -5,7 +5,7 @@
 rule proposals:
     input:
         data=dataset_files(),
-        code=stage("proposals") + lib("proposals", "data", "boxes"),
+        code=stage("proposals") + lib("proposals", "data", "boxes", "metrics", "plots"),
     output:
         boxes=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
@@ -17,6 +17,8 @@ rule proposals:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/proposals/{{split}}-{{shard}}-of-{{nshards}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/proposals/{{split}}-{{shard}}-of-{{nshards}}.tsv"
     script:
         "../../scripts/proposals.py"
 
@@ -25,14 +27,22 @@ rule proposals_qc:
     input:
         data=dataset_files(),
         shards=[s for split in proposal_splits() for s in proposal_shards(split)],
-        code=stage("proposals") + lib("proposals", "data", "boxes"),
+        code=stage("proposals") + lib("proposals", "data", "boxes", "metrics", "plots"),
     output:
         qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
+        recall=f"{RUN}/proposals/recall.csv",
+        recall_plot=report(
+            f"{RUN}/plots/proposal_recall.png", caption="../report/proposal_recall.rst", category="Proposals"
+        ),
+        recall_vector=[f"{RUN}/plots/proposal_recall.{e}" for e in ("pdf", "svg")],
     params:
         splits=proposal_splits(),
+        max_boxes=config["proposals"]["max_boxes"],
     conda:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/proposals_qc.log",
+    benchmark:
+        f"{RUN}/benchmarks/proposals_qc.tsv"
     script:
         "../../scripts/proposals_qc.py"

@@ -2,7 +2,7 @@
 # (kdwsd.stages.student).
 
 STUDENT_CODE = stage("student") + lib("train", "models", "data", "distill", "losses", "boxes", "device", "modelfile",
-                                      "proposals", "experiments")  # fmt: skip
+                                      "proposals", "experiments", "evaluate", "metrics")  # fmt: skip
 
 
 rule student_stage1:
@@ -37,6 +37,8 @@ rule student_stage1:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/student_stage1_seed{{seed}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/student_stage1_seed{{seed}}.tsv"
     script:
         "../../scripts/student_stage1.py"
 
@@ -65,6 +67,7 @@ rule student:
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",
+        val_every=config["evaluation"]["curve_every"],
     threads: 2
     resources:
         gpu=1,
@@ -72,5 +75,7 @@ rule student:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/{{model}}.tsv"
     script:
         "../../scripts/student.py"

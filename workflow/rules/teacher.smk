@@ -29,5 +29,7 @@ rule teacher:
         "../../envs/kdwsd.yaml"
     log:
         f"{RUN}/logs/teacher.log",
+    benchmark:
+        f"{RUN}/benchmarks/teacher.tsv"
     script:
         "../../scripts/teacher.py"

@@ -28,6 +28,7 @@ __all__ = [
     "load_classes",
     "load_split",
     "read_dataset_meta",
+    "split_names",
     "write_json_atomic",
     "write_prepared_dataset",
 ]
@@ -189,6 +190,11 @@ def coco_from_json(path: Path | str, hint: str) -> Any:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress to stdout
         coco.createIndex()
     return coco
+
+
+def split_names(data_dir: Path | str) -> list[str]:
+    """The splits of a prepared dataset (``train``, ``test`` and, for the synthetic set, ``val``)."""
+    return sorted(read_dataset_meta(data_dir)["image_roots"])
 
 
 def load_split(data_dir: Path | str, split: str) -> Split:

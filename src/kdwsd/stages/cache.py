@@ -26,13 +26,15 @@ def teacher_cache(
     ``temperature`` on both softmaxes, the top ``cached_rois`` RoIs by objectness with their fc7 features
     (pooled with ``feature_box_score``, the stage-1 factor; everything else with the teacher's own factor);
     and ``evaluation`` (an ``.npz`` for the ``eval_split``: image scores at t = 1, the top-10 boxes by
-    objectness and the best box per class, in original pixels).
+    objectness, the best box per class and the detections after per-class NMS (``det_*``, as WSDDN is
+    evaluated), in original pixels).
     """
     from kdwsd.boxes import frame_to_original
     from kdwsd.data.dataset import MultiLabelImages, ordered_loader
     from kdwsd.data.prepared import load_split
     from kdwsd.device import pick_device
     from kdwsd.distill.cache import run_teacher, write_teacher_cache
+    from kdwsd.metrics import teacher_detections
     from kdwsd.models.io import load_teacher
     from kdwsd.proposals.store import ProposalStore
 
@@ -55,6 +57,7 @@ def teacher_cache(
     scores = np.zeros((n, c), np.float32)
     top_boxes = np.full((n, 10, 4), np.nan, np.float32)
     class_boxes = np.zeros((n, c, 4), np.float32)
+    detections: list[tuple[int, int, float, tuple[float, ...]]] = []  # (image row, class, score, box)
     for batch in tqdm(ordered_loader(ds, frame, False, bs, loader_workers), desc=f"teacher on {eval_split}"):
         res = run_teacher(model, batch, 1.0, objectness, dev, precision)
         for row, i in enumerate(batch["index"].tolist()):
@@ -65,7 +68,13 @@ def teacher_cache(
             best = res["region_scores"][row, :valid].argmax(dim=0).numpy()
             class_boxes[i] = frame_to_original(boxes[best], split.sizes[i], frame)
             scores[i] = res["scores"][row].numpy()
+            original = frame_to_original(boxes[:valid], split.sizes[i], frame)
+            detections += [(i, *d) for d in teacher_detections(res["region_scores"][row, :valid], original)]
     out = Path(evaluation)
     tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez(tmp, image_ids=split.image_ids, scores=scores, top_boxes=top_boxes, class_boxes=class_boxes)
+    np.savez(tmp, image_ids=split.image_ids, scores=scores, top_boxes=top_boxes, class_boxes=class_boxes,
+             det_image=np.array([d[0] for d in detections], np.int64),
+             det_class=np.array([d[1] for d in detections], np.int64),
+             det_score=np.array([d[2] for d in detections], np.float32),
+             det_box=np.array([d[3] for d in detections], np.float32).reshape(-1, 4))  # fmt: skip
     os.replace(tmp, out)

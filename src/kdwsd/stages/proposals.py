@@ -36,11 +36,20 @@ def proposals(
     Path(timing).write_text(json.dumps(result, indent=2))
 
 
-def proposals_qc(*, data: list[str], shards: list[str], qc: str, splits: list[str]) -> None:
-    """Boxes per image, images/s and recall at IoU 0.5 / 0.7 per split -> ``qc.csv``."""
+def proposals_qc(
+    *, data: list[str], shards: list[str], qc: str, recall: str, recall_plot: str, recall_vector: list[str],
+    splits: list[str], max_boxes: int,
+) -> None:  # fmt: skip
+    """Boxes per image, images/s and recall at IoU 0.5 / 0.7 per split -> ``qc.csv``; recall as a function of
+    the number of boxes kept per image (IoU 0.5 and 0.7, splits with boxes) -> ``recall`` (CSV) and its plot
+    (``recall_plot`` PNG plus the PDF / SVG of ``recall_vector``)."""
     from kdwsd.data.prepared import load_split
+    from kdwsd.metrics import recall_at_n
+    from kdwsd.plots import plot_recall_vs_boxes
     from kdwsd.proposals import ProposalStore, qc_row
 
+    ns = sorted({n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000) if n < max_boxes} | {max_boxes})
+    curves = []
     rows = []
     for split_name in splits:
         split_shards = [s for s in shards if Path(s).parent.name == split_name]
@@ -54,4 +63,10 @@ def proposals_qc(*, data: list[str], shards: list[str], qc: str, splits: list[st
             gt = [np.array([b for _, b in boxes_i]).reshape(-1, 4) for boxes_i in split.gt_boxes]
         rows.append(qc_row(split_name, boxes, images_per_s, gt))
         log.info("proposals qc: %s", rows[-1])
+        if gt is not None:
+            curves.append(recall_at_n(boxes, gt, ns=ns).assign(split=split_name))
     pd.DataFrame(rows).to_csv(qc, index=False)
+    table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["iou", "n", "recall", "split"])
+    table.to_csv(recall, index=False)
+    plot_recall_vs_boxes(table.rename(columns={"split": "source"}), recall_plot,
+                         title="Proposal recall vs boxes per image" + ("" if curves else " (no boxes in this dataset)"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from kdwsd.stages.dataset import prepared_dir
@@ -103,12 +104,13 @@ def student(
     seed: int, network: dict[str, Any], size: int, frame: int, tau_lr_mult: float,
     loss_weights: dict[str, float] | None,
     optim: dict[str, Any], stage1_optim: dict[str, Any] | None, precision: str, norm: str, device: str,
-    checkpoints: str, loader_workers: int = 0,
+    checkpoints: str, val_every: int = 0, loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Stage 2 of one experiment (:data:`kdwsd.experiments.EXPERIMENTS`): label training, plus prediction KD
     (paper Eqs. 5 + 10) for the experiments that use it, starting from the ``stage1`` student for those that
     run stage 1. ``cache`` is empty for experiments without prediction KD, ``stage1`` for those without
-    stage 1; ``stage1_optim`` is used by the equal-compute baseline only."""
+    stage 1; ``stage1_optim`` is used by the equal-compute baseline only. With ``val_every`` > 0 and a ``val``
+    split, the training curve gets the validation mAP every ``val_every`` epochs (and after the last)."""
     from kdwsd.data.dataset import MultiLabelImages
     from kdwsd.data.prepared import load_split
     from kdwsd.distill.cache import TeacherCache
@@ -140,6 +142,7 @@ def student(
             m.tau.requires_grad_(False)
         return m
 
+    epoch_end = _validation_curve(data_dir, norm, frame, size, optim["epochs"], val_every, device)
     weights = loss_weights if exp.prediction_kd and loss_weights else {"label": 1.0, "kd": 0.0}
     recipe = {"network": network, "size": size, "frame": frame, "tau_lr_mult": tau_lr_mult, "loss_weights": weights,
               "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
@@ -152,5 +155,28 @@ def student(
                      "inputs": file_fingerprint([data_dir, *cache, *stage1])},
         metadata=student_metadata(classes=split.classes, config=recipe, norm=norm, frame_size=frame, seed=seed,
                                   experiment=experiment),
-        loader_workers=loader_workers, desc=experiment, precision=precision,
+        loader_workers=loader_workers, desc=experiment, precision=precision, epoch_end=epoch_end,
     )  # fmt: skip
+
+
+def _validation_curve(
+    data_dir: Any, norm: str, frame: int, size: int, epochs: int, every: int, device: str
+) -> Callable[[Any, int], dict[str, Any]] | None:
+    """The ``epoch_end`` hook adding ``val_mAP`` (the ``val`` split, never the evaluation split) to a student's
+    training curve every ``every`` epochs and after the last; None without a ``val`` split or with ``every`` 0."""
+    from kdwsd.data.prepared import load_split, split_names
+    from kdwsd.device import pick_device
+    from kdwsd.evaluate import student_scores
+    from kdwsd.metrics import multilabel_metrics
+
+    if every <= 0 or "val" not in split_names(data_dir):
+        return None
+    val, dev = load_split(data_dir, "val"), pick_device(device)
+
+    def hook(model: Any, done: int) -> dict[str, Any]:
+        if done % every and done != epochs:
+            return {"val_mAP": ""}
+        scores = student_scores(model, val, norm, frame, size, dev, progress=False)
+        return {"val_mAP": multilabel_metrics(scores, val.labels)["mAP"]}
+
+    return hook

@@ -242,6 +242,7 @@ def fit(
     accumulate: int = 1,
     normaliser: Normaliser = images_in_batch,
     divergence_factor: float | None = 1e3,
+    epoch_end: Callable[[nn.Module, int], dict[str, Any]] | None = None,
 ) -> nn.Module:
     """Train ``model`` for ``cfg.epochs`` epochs, resuming from ``checkpoint_dir/last.pt`` when present.
 
@@ -261,6 +262,8 @@ def fit(
         normaliser: what a step's loss is divided by: :func:`images_in_batch` (B, classification losses)
             or :func:`valid_rois_in_batch` (N_roi, feature KD). Used only when ``accumulate > 1``.
 
+        epoch_end: ``epoch_end(model, epochs_done) -> {column: value}`` adds columns to the epoch's row of the
+            curve (e.g. validation mAP); every random state is restored after it, so it changes no training.
         divergence_factor: stop (:class:`~kdwsd.train.guard.TrainingDivergedError`, naming ``desc``, the epoch,
             the step and the term) when a loss term is non-finite or exceeds this factor x its running mean;
             None checks only that the loss is finite. The checkpoint of the last finished epoch is kept.
@@ -383,9 +386,14 @@ def fit(
             row = {"epoch": epoch + 1, **{k: v / max(n_batches, 1) for k, v in sums.items()},
                    "lr": cfg.lr * _lr_factor(cfg, epoch, it), "images_per_s": n_images / max(seconds, 1e-9),
                    "seconds": seconds}  # fmt: skip
+            if epoch_end is not None:
+                rng = _rng_state()
+                row.update(epoch_end(model, epoch + 1))
+                _set_rng_state(rng)
             _append_csv(curve, row)
             log.info("%s: epoch %d/%d %s", desc, epoch + 1, cfg.epochs,
-                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))  # fmt: skip
+                     " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                              if k != "epoch" and isinstance(v, float | int)))  # fmt: skip
             save(epoch + 1, 0, None)
             note(f"epoch {epoch + 1}/{cfg.epochs} done")
             if stop:

@@ -51,6 +51,7 @@ def train_and_save(
     precision: str = "fp32",
     normaliser: Normaliser = images_in_batch,
     wrap_step: Callable[[StepFn, torch.device], StepFn] | None = None,
+    epoch_end: Callable[[nn.Module, int], dict[str, Any]] | None = None,
 ) -> nn.Module:
     """Seed everything, ``build()`` the model (after seeding: its initialisation is part of the seed), train
     it with :func:`~kdwsd.train.loop.fit` (Caffe lr/decay multipliers, resumable) and write ``out_model``.
@@ -62,6 +63,7 @@ def train_and_save(
         metadata: stored in the model file next to the weights (docs/formats.md §3).
         precision, normaliser: see :func:`~kdwsd.train.loop.fit` (``optim.accumulate`` micro-batches).
         wrap_step: ``wrap_step(step, device)`` -> the step actually run (e.g. live teacher targets).
+        epoch_end: extra curve columns after each epoch (see :func:`~kdwsd.train.loop.fit`).
     """
     seed_everything(seed)
     dev = pick_device(device)
@@ -73,7 +75,7 @@ def train_and_save(
         step = wrap_step(step, dev)
     fit(model, step, batches, optim, groups, checkpoint_dir, curve, dev, fingerprint=fingerprint, desc=desc,
         precision=precision, accumulate=optim.accumulate, normaliser=normaliser,
-        divergence_factor=optim.divergence_factor)  # fmt: skip
+        divergence_factor=optim.divergence_factor, epoch_end=epoch_end)  # fmt: skip
     save_model_file(out_model, model, metadata)
     clear_checkpoint(checkpoint_dir)
     return model
