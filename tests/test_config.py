@@ -15,11 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+from kdwsd.configcheck import UnknownConfigKeyError, check_known_keys, property_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -68,43 +69,6 @@ def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    assert ref.startswith("#/$defs/"), f"unexpected $ref {ref}"
-    return _resolve(schema, schema["$defs"][ref.removeprefix("#/$defs/")])
-
-
-def _applicable(schema: dict[str, Any], node: dict[str, Any], instance: Any) -> list[dict[str, Any]]:
-    """``node`` and every subschema that applies to the same instance: ``$ref``, ``allOf`` and the ``then``
-    branch of each ``if`` that ``instance`` satisfies (the dataset branches chosen by ``dataset.name``)."""
-    found = [node]
-    if "$ref" in node:
-        found += _applicable(schema, _resolve(schema, node), instance)
-    for sub in node.get("allOf", []):
-        found += _applicable(schema, sub, instance)
-    if "if" in node and jsonschema.Draft202012Validator(node["if"]).is_valid(instance):
-        found += _applicable(schema, node.get("then", {}), instance)
-    return found
-
-
-def property_schema(schema: dict[str, Any], node: dict[str, Any], instance: Any, key: str) -> dict[str, Any] | None:
-    """The (merged) schema of ``instance[key]`` where ``instance`` is validated by ``node``; None if unknown."""
-    applicable = _applicable(schema, node, instance)
-    merged_schema: dict[str, Any] = {}
-    for sub in applicable:
-        if key in sub.get("properties", {}):
-            merged_schema.update(sub["properties"][key])
-    if merged_schema:
-        return merged_schema
-    for sub in applicable:
-        extra = sub.get("additionalProperties")
-        if isinstance(extra, dict):
-            return extra
-    return None
 
 
 def schema_default(schema: dict[str, Any], config: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -324,3 +288,22 @@ def test_snakemake_dry_run_rejects_misspelling(tmp_path, base, overlay, wrong):
     # it failed while parsing the workflow: no job was planned or run, nothing was written
     assert "Job stats" not in out and "rule " not in out.split("Error validating config file")[0], out
     assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize(("base", "overlay", "key"), [m for m in MISSPELLINGS if not m[2].startswith(("..", "a/"))])
+def test_unknown_key_error_names_the_key_and_the_allowed_ones(base, overlay, key):
+    with pytest.raises(UnknownConfigKeyError) as err:
+        check_known_keys(merged(load_file(base), overlay), SCHEMA_PATH)
+    text = str(err.value)
+    assert f"'{key}'" in text or f".{key}'" in text
+    assert "keys allowed in" in text
+
+
+def test_unknown_key_error_suggests_the_close_match():
+    with pytest.raises(UnknownConfigKeyError, match=r"did you mean 'use_existing'\?"):
+        check_known_keys(merged(load_file("coco2014.yaml"), {"dataset": {"use_exisiting": "/x"}}), SCHEMA_PATH)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_have_no_unknown_key(name):
+    check_known_keys(load_file(name), SCHEMA_PATH)

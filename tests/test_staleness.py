@@ -208,6 +208,17 @@ def test_student_loss_weight_reruns_only_the_kd_students_and_their_descendants(r
 
 
 @pytest.mark.slow
+def test_speed_knobs_rerun_nothing(run_dir: Path) -> None:
+    """compute.* (loader workers, proposal processes, inference batch sizes, cache shard size) change no result:
+    they reach the stage functions outside Snakemake's params (kdwsd.stages.runner), so nothing reruns."""
+    config = read_config(run_dir)
+    config["compute"] = {"loader_workers": 2, "proposal_processes": 2, "teacher_batch_size": 4,
+                         "student_batch_size": 7, "cache_shard_size": 5}  # fmt: skip
+    with edited(run_dir / "config" / "config.yaml", yaml.safe_dump(config, sort_keys=False)):
+        assert_nothing_to_do(run_dir)
+
+
+@pytest.mark.slow
 def test_proposal_knob_reruns_proposals_and_everything_downstream(run_dir: Path) -> None:
     """proposals.max_boxes: all shards, QC, teacher, cache and every model that reads the cache rerun.
 

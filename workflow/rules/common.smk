@@ -4,10 +4,13 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from kdwsd.configcheck import check_known_keys
 from kdwsd.experiments import EXPERIMENTS, model_name, parse_model_name
 
 
-# Rejects unknown keys at every level and fills every default (the schema owns types, defaults, meanings).
+# Unknown keys first, named with the allowed ones; then the schema rejects bad values and fills every default
+# (the schema owns types, defaults, meanings).
+check_known_keys(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RUN = f"results/{config['run']}"
