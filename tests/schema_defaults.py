@@ -20,3 +20,17 @@ def optim_defaults() -> dict[str, Any]:
 def optim_config(**values: Any) -> OptimConfig:
     """An optimiser section: the given keys plus the schema's defaults (epochs 1, batch 4 unless given)."""
     return OptimConfig.from_dict({"epochs": 1, "batch_size": 4, **optim_defaults(), **values})
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``--configfile base overlay``: nested dictionaries are updated key by key, anything else is replaced
+    (Snakemake's update_config); neither input is modified."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

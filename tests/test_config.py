@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from schema_defaults import deep_merge
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -58,17 +59,6 @@ def effective(config: dict[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(config)
     validate(config, str(SCHEMA_PATH), set_default=True)
     return config
-
-
-def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """``--configfile base overlay``: nested dictionaries are updated key by key (Snakemake's update_config)."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def schema_default(schema: dict[str, Any], config: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -206,15 +196,15 @@ def test_schema_default_lookup(schema):
 @pytest.mark.parametrize(("base", "overlay", "wrong"), MISSPELLINGS, ids=[m[2] for m in MISSPELLINGS])
 def test_misspelling_fails_naming_the_key(base, overlay, wrong):
     with pytest.raises(WorkflowError) as info:
-        effective(merged(load_file(base), overlay))
+        effective(deep_merge(load_file(base), overlay))
     assert repr(wrong) in str(info.value) or wrong in str(info.value)
     assert str(info.value).count("\n") > 0  # the jsonschema message, not a bare failure
 
 
 def test_run_rejects_dot_dot_inside_a_name():
     with pytest.raises(WorkflowError):
-        effective(merged(load_file(DEFAULT_FILE), {"run": "a..b"}))
-    effective(merged(load_file(DEFAULT_FILE), {"run": "my_run.v2"}))
+        effective(deep_merge(load_file(DEFAULT_FILE), {"run": "a..b"}))
+    effective(deep_merge(load_file(DEFAULT_FILE), {"run": "my_run.v2"}))
 
 
 # ---------------------------------------------------------------------------- schema == code
@@ -293,7 +283,7 @@ def test_snakemake_dry_run_rejects_misspelling(tmp_path, base, overlay, wrong):
 @pytest.mark.parametrize(("base", "overlay", "key"), [m for m in MISSPELLINGS if not m[2].startswith(("..", "a/"))])
 def test_unknown_key_error_names_the_key_and_the_allowed_ones(base, overlay, key):
     with pytest.raises(UnknownConfigKeyError) as err:
-        check_known_keys(merged(load_file(base), overlay), SCHEMA_PATH)
+        check_known_keys(deep_merge(load_file(base), overlay), SCHEMA_PATH)
     text = str(err.value)
     assert f"'{key}'" in text or f".{key}'" in text
     assert "keys allowed in" in text
@@ -301,7 +291,7 @@ def test_unknown_key_error_names_the_key_and_the_allowed_ones(base, overlay, key
 
 def test_unknown_key_error_suggests_the_close_match():
     with pytest.raises(UnknownConfigKeyError, match=r"did you mean 'use_existing'\?"):
-        check_known_keys(merged(load_file("coco2014.yaml"), {"dataset": {"use_exisiting": "/x"}}), SCHEMA_PATH)
+        check_known_keys(deep_merge(load_file("coco2014.yaml"), {"dataset": {"use_exisiting": "/x"}}), SCHEMA_PATH)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -22,7 +22,6 @@ go through the scheduler (and two GPU jobs may run at once).
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import filecmp
 import io
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from schema_defaults import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "profiles"
@@ -114,16 +114,6 @@ def config_args(*extra: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _deep_merge(base: dict, layer: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _profile_yaml(layer: Path) -> dict:
     return yaml.safe_load((layer / "config.yaml").read_text()) or {}
 
@@ -136,7 +126,7 @@ def compose_profile(layers: list[Path | dict], dest: Path) -> Path:
     """
     merged: dict = {}
     for layer in layers:
-        merged = _deep_merge(merged, layer if isinstance(layer, dict) else _profile_yaml(layer))
+        merged = deep_merge(merged, layer if isinstance(layer, dict) else _profile_yaml(layer))
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     return dest

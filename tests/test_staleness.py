@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from schema_defaults import deep_merge
 from versioning import dry_run, library_imports, restore, stale_outputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,14 +57,6 @@ def sh(cwd: Path, *cmd: str, timeout: float = 900) -> subprocess.CompletedProces
     res = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-4000:]}\n{res.stderr[-8000:]}"
     return res
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Snakemake's --configfile semantics: nested dicts merge, everything else replaces."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def read_config(repo: Path) -> dict[str, Any]:
