@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from kdwsd.experiments import EXPERIMENTS, model_name, parse_model_name
+from kdwsd.stages.dataset import SKIPPABLE_SPLITS
 
 
 # Rejects unknown keys at every level and fills every default (the schema owns types, defaults, meanings).
@@ -34,6 +35,17 @@ def stage(module):
     """The stage module of a rule (kdwsd/stages/<module>.py), the runner every script goes through, and the
     error type every stage raises."""
     return lib("stages/__init__", "stages/runner", "stages/dataset", f"stages/{module}", "errors")
+
+
+def dataset_params():
+    """The dataset section for the rules that make the dataset: without on_bad_image, which only the rules
+    that read images use (toggling it must not regenerate the dataset)."""
+    return {k: v for k, v in config["dataset"].items() if k != "on_bad_image"}
+
+
+def on_bad_image(split):
+    """dataset.on_bad_image for a rule reading ``split``; the evaluation split is never thinned."""
+    return config["dataset"]["on_bad_image"] if split in SKIPPABLE_SPLITS else "error"
 
 
 def archive_file(key):

@@ -12,6 +12,7 @@ rule proposals:
     params:
         max_boxes=config["proposals"]["max_boxes"],
         params=config["proposals"]["params"],
+        on_bad_image=lambda w: on_bad_image(w.split),
     threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
@@ -30,6 +31,7 @@ rule proposals_qc:
         qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:
         splits=proposal_splits(),
+        on_bad_image=on_bad_image("train"),
     conda:
         "../../envs/kdwsd.yaml"
     log:

@@ -30,6 +30,7 @@ rule student_stage1:
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,
@@ -65,6 +66,7 @@ rule student:
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,

@@ -1,4 +1,4 @@
-"""Tests of kdwsd.device_check: fail-fast device resolution and the per-job GPU slot claim (CPU only)."""
+"""Tests of kdwsd.device: fail-fast device resolution and the per-job GPU slot claim (CPU only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdwsd.device_check import (
+from kdwsd.device import (
     DeviceUnavailableError,
     assign_local_gpu,
     cuda_report,
