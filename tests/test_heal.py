@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pipeline import snakemake
+from test_pipeline import DEFAULT, TINY, snakemake
 
 from kdwsd.data.prepared import load_split
 
@@ -133,7 +133,7 @@ def test_on_bad_image_reruns_only_the_training_side(damaged):
     evaluation split's proposals (which it never thins)."""
     overlay = damaged / "skip.yaml"
     overlay.write_text("dataset: {on_bad_image: skip}\n")
-    res = snakemake(damaged, "-n", "--cores", "1", "--configfile", str(overlay))
+    res = snakemake(damaged, "-n", "--cores", "1", "--configfile", str(DEFAULT), str(TINY), str(overlay))
     ran = jobs_run(res)
     assert ran.get("proposals") == 2 and ran.get("teacher") == 1, ran  # the 2 train shards, not the test ones
     assert "synthetic_dataset" not in ran, ran
@@ -147,8 +147,9 @@ def test_truncated_training_jpeg_stops_the_run_naming_it(damaged):
     path, image_id = train.paths[0], int(train.image_ids[0])  # image 0 is in proposal shard 0
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    (damaged / RUN / "proposals" / "train" / "shard-0-of-2.npz").unlink()
-    res = snakemake(damaged, "--cores", "1")
+    shard = RUN / "proposals" / "train" / "shard-0-of-2.npz"
+    (damaged / shard).unlink()
+    res = snakemake(damaged, "--cores", "1", str(shard))  # an intermediate file: asked for by name
     assert res.returncode != 0
     assert f"{path.name}: image id {image_id}: truncated JPEG (no end-of-image marker FF D9)" in res.stderr
 

@@ -100,8 +100,10 @@ def cache_input(wildcards):
 
 def final_targets():
     models = ["teacher", *student_models()]
-    # Model files are targets too, so that a missing one is rebuilt even when its metrics are up to date.
-    targets = [f"{RUN}/models/{m}.pt" for m in models]
+    # Model files are targets too, the shared stage-1 students included, so that a missing one is rebuilt even
+    # when everything made from it is up to date (Snakemake does not rebuild a missing intermediate file then).
+    stage1 = [f"student_stage1_seed{s}" for s in SEEDS if any(EXPERIMENTS[e].stage1 for e in STUDENTS)]
+    targets = [f"{RUN}/models/{m}.pt" for m in models + stage1]
     targets += [f"{RUN}/metrics/{m}.json" for m in models] + [f"{RUN}/per_class/{m}.csv" for m in models]
     targets += [f"{RUN}/proposals/qc.csv", f"{RUN}/efficiency.json", f"{RUN}/summary.md"]
     if "baseline" in STUDENTS and "kd_full" in STUDENTS:
