@@ -45,3 +45,15 @@ rule all:
     input:
         final_targets(),
     default_target: True
+
+
+# Fail fast on a GPU that is not there, before any job starts, when the jobs run on this machine only: a
+# cluster executor (a SLURM login node has no GPU; each job checks on its node), a dry run (Snakemake runs no
+# onstart hook then) or a touch run is never refused.
+onstart:
+    from kdwsd.device import DeviceUnavailableError, preflight_device
+
+    try:
+        preflight_device(config["device"], workflow.executor_plugin.name, where="config key device")
+    except DeviceUnavailableError as exc:
+        raise WorkflowError(f"kdwsd: {exc}") from None

@@ -34,8 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from kdwsd.boxes import map_boxes_floor
-from kdwsd.device import autocast
-from kdwsd.device_check import DeviceUnavailableError, resolve_device
+from kdwsd.device import DeviceUnavailableError, autocast, resolve_device
 from kdwsd.distill.live import LiveTeacher
 from kdwsd.losses import feature_distillation_loss, prediction_distillation_loss, sigmoid_bce, wsddn_bce
 from kdwsd.models.student import StudentClassifier

@@ -17,14 +17,15 @@ from schema_defaults import optim_config
 from torch import nn
 
 from kdwsd.data.dataset import MultiLabelImages
-from kdwsd.data.download import ArchiveTooLargeError, extract
+from kdwsd.data.download import ArchiveTooLargeError, ensure_archives, extract
 from kdwsd.data.images import read_image, validate_split_images
 from kdwsd.data.prepared import load_split
 from kdwsd.data.synthetic import SyntheticConfig, generate_dataset
-from kdwsd.distill.cache import TeacherCache, write_teacher_cache
+from kdwsd.distill.cache import TeacherCache, open_teacher_cache, write_teacher_cache
 from kdwsd.errors import PipelineInputError, check_finite, quarantine
 from kdwsd.models.teacher import WSDDN
 from kdwsd.proposals.store import ProposalStore, sanitize_boxes
+from kdwsd.stages.dataset import checked_split, skip_report_path
 from kdwsd.train.guard import DivergenceGuard, TrainingDivergedError
 from kdwsd.train.loop import caffe_param_groups, fit
 
@@ -65,6 +66,33 @@ def test_truncated_jpeg_is_refused_naming_file_and_image_id(dataset):
     keep = [i for i in range(len(split)) if i != 2]
     assert np.array_equal(kept.labels, split.labels[keep]) and kept.paths == [split.paths[i] for i in keep]
     json.dumps(report)  # written to a report file by the stage
+
+
+
+def test_on_bad_image_skip_drops_counts_and_reports_train_images_only(dataset, tmp_path, caplog):
+    """The stages' one helper: `error` checks nothing up front (the reader stops on the bad file), `skip` drops
+    bad training images, logs them and writes <output>.skipped_images.json; the evaluation split is never
+    thinned."""
+    data = [str(dataset / "train.json"), str(dataset / "test.json")]
+    train, test = load_split(dataset, "train"), load_split(dataset, "test")
+    for split in (train, test):
+        data_ = split.paths[1].read_bytes()
+        split.paths[1].write_bytes(data_[: len(data_) // 2])
+    out = tmp_path / "models" / "teacher.pt"
+    out.parent.mkdir()
+    assert len(checked_split(data, "train", "error", str(out))) == len(train)
+    assert not skip_report_path(str(out)).exists()
+    with caplog.at_level(logging.INFO, logger="kdwsd"):
+        kept = checked_split(data, "train", "skip", str(out))
+    assert len(kept) == len(train) - 1 and int(train.image_ids[1]) not in kept.image_ids.tolist()
+    assert f"split train: 1 of {len(train)} images skipped" in caplog.text and train.paths[1].name in caplog.text
+    report = json.loads(skip_report_path(str(out)).read_text())
+    assert skip_report_path(str(out)).name == "teacher.pt.skipped_images.json"
+    assert report["dropped"] == 1 and report["bad"][0]["image_id"] == int(train.image_ids[1])
+    assert len(checked_split(data, "test", "skip", str(tmp_path / "scores.npy"))) == len(test)  # not thinned
+    assert len(checked_split(data, "train", "skip", str(out), rows=[0, 1])) == 1  # one proposal shard's rows
+    with pytest.raises(ValueError, match=r"dataset\.on_bad_image"):
+        checked_split(data, "train", "drop", str(out))
 
 
 def test_truncated_png_is_refused(tmp_path):
@@ -230,6 +258,19 @@ def test_truncated_cache_shard_is_named(tmp_path):
     assert not (tmp_path / "cache").exists() and quarantine(tmp_path / "cache") is None
 
 
+def test_stages_quarantine_a_corrupt_cache_so_a_rerun_rebuilds_it(tmp_path):
+    _write_cache(_teacher(), tmp_path / "cache")
+    assert len(open_teacher_cache(tmp_path / "cache").lookup) == 4  # a sound cache opens in place
+    shard = tmp_path / "cache" / "shard-00000" / "soft_targets.npy"
+    with open(shard, "r+b") as f:
+        f.truncate(shard.stat().st_size - 4)
+    with pytest.raises(PipelineInputError, match=r"shard-00000/soft_targets\.npy: soft_targets: .*truncated.*"
+                                                 r"moved aside to .*cache\.corrupt-.*rerun the same snakemake"):
+        open_teacher_cache(tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["cache.corrupt"]
+
+
 # -------------------------------------------------------------------------------------- training loop
 class Toy(nn.Module):
     def __init__(self):
@@ -347,6 +388,22 @@ def test_zip_member_lying_about_its_size_is_not_kept(tmp_path):
     with pytest.raises((ArchiveTooLargeError, zipfile.BadZipFile)):
         extract(archive, tmp_path / "out", progress=False, max_ratio=None, max_expanded_bytes=1 << 19)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+
+def test_dataset_config_bounds_reach_extraction(tmp_path):
+    """dataset.max_expanded_bytes / max_archive_ratio (prepare_dataset's config) bound ensure_archives' extract."""
+    root = tmp_path / "data"
+    (root / "archives").mkdir(parents=True)
+    with zipfile.ZipFile(root / "archives" / "a.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.bin", bytes(1 << 16))
+    cfg = {"name": "voc2007", "root": str(root), "archives": {"a": {"url": None, "filename": "a.zip"}}}
+    with pytest.raises(ArchiveTooLargeError, match=r"a\.zip: .*limit of 1000 bytes"):
+        ensure_archives({**cfg, "max_expanded_bytes": 1000, "max_archive_ratio": None}, progress=False)
+    with pytest.raises(ArchiveTooLargeError, match=r"a\.zip: .*more than the limit"):
+        ensure_archives({**cfg, "max_archive_ratio": 2.0}, progress=False)  # 64 KiB of zeros compress ~100x
+    roots, _ = ensure_archives({**cfg, "max_archive_ratio": None}, progress=False)
+    assert (roots[0] / "a.bin").stat().st_size == 1 << 16
 
 
 def test_tar_bomb_is_refused(tmp_path):

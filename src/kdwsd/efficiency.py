@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import load_split
-from kdwsd.device import autocast, pick_device
+from kdwsd.device import autocast, resolve_device
 from kdwsd.models.io import load_student, load_teacher
 from kdwsd.models.student import student_input
 from kdwsd.proposals.store import ProposalStore
@@ -72,7 +72,7 @@ def measure_efficiency(
 
     ``precision``: the autocast of the timed forward passes (``bf16`` as before; CUDA only).
     """
-    dev = pick_device(device)
+    dev = resolve_device(str(device), where="device")
     split = load_split(data_dir, split_name)
     teacher = load_teacher(teacher_path).to(dev)
     student = load_student(student_path).to(dev)

@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from kdwsd.data.dataset import MultiLabelImages, ordered_loader
 from kdwsd.data.prepared import Split, load_split
-from kdwsd.device import pick_device
-from kdwsd.distill.cache import TeacherCache
+from kdwsd.device import resolve_device
+from kdwsd.distill.cache import open_teacher_cache
 from kdwsd.metrics import corloc, detection_ap, multilabel_metrics, per_class_table
 from kdwsd.models.io import load_student
 from kdwsd.models.student import student_input
@@ -30,7 +30,7 @@ def predict_student(
     batch_size: int = 32,
 ) -> np.ndarray:  # fmt: skip
     """float32[N, C] sigmoid scores of a student on a split (no flip), computed in fp32."""
-    dev = pick_device(device)
+    dev = resolve_device(str(device), where="device")
     return student_scores(load_student(model_path).to(dev), split, norm, frame_size, size, dev, batch_size)
 
 
@@ -97,17 +97,19 @@ def _gt_boxes(split: Split) -> list[list[tuple[int, list[float]]]]:
 
 
 def evaluate_teacher(
-    outputs: Path | str, cache_dir: Path | str, data_dir: Path | str, split_name: str, cfg: dict[str, Any]
+    outputs: Path | str, cache_dir: Path | str, data_dir: Path | str, split_name: str, cfg: dict[str, Any],
+    train: Split | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, np.ndarray]:
     """Teacher metrics from its cached evaluation outputs, plus CorLoc where boxes exist.
 
     ``CorLoc`` is the standard WSOD number on the training set (the detector's own images, image labels
     known); ``CorLoc_<split>`` is the same on the evaluation split; ``detection_mAP`` (with per-class
     ``detection_AP``) is PASCAL VOC07 detection AP at IoU ``cfg["corloc_iou"]`` on the evaluation split, from
-    the teacher's detections after per-class NMS (:func:`kdwsd.metrics.detection_ap`).
+    the teacher's detections after per-class NMS (:func:`kdwsd.metrics.detection_ap`). ``train``: the
+    training split the cache was written for (default: all of it; fewer under ``dataset.on_bad_image: skip``).
     """
     split = load_split(data_dir, split_name)
-    train = load_split(data_dir, "train")
+    train = load_split(data_dir, "train") if train is None else train
     with np.load(outputs, allow_pickle=False) as f:
         if not np.array_equal(f["image_ids"], split.image_ids):
             raise ValueError(f"{outputs}: image ids do not match split '{split_name}' of {data_dir}")
@@ -116,7 +118,7 @@ def evaluate_teacher(
     metrics, table = evaluate_scores(scores, split, train.labels, cfg)
     iou = cfg["corloc_iou"]
     if train.has_boxes:
-        train_boxes = TeacherCache(cache_dir).class_boxes(train.image_ids)
+        train_boxes = open_teacher_cache(cache_dir).class_boxes(train.image_ids)
         res = corloc(train_boxes, train.labels, _gt_boxes(train), iou)
         metrics.update({"CorLoc": res["CorLoc"], "CorLoc_per_class": res["CorLoc_per_class"]})
     if split.has_boxes:

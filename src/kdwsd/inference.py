@@ -33,7 +33,7 @@ import torch
 
 from kdwsd.boxes import warp_boxes
 from kdwsd.data.dataset import load_image, normalise
-from kdwsd.device import pick_device
+from kdwsd.device import resolve_device
 from kdwsd.modelfile import ModelInfo, read_model_file
 from kdwsd.models.io import build_network
 from kdwsd.models.student import student_input
@@ -153,7 +153,7 @@ class Predictor:
         self.info = info
         self.classes = info.classes
         self.kind = info.kind
-        self.device = pick_device(device)
+        self.device = resolve_device(str(device), where="the device argument")
         self.model = build_network(info).to(self.device)
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         if self.kind == "teacher":

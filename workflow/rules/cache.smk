@@ -23,6 +23,7 @@ rule teacher_cache:
         precision=config["cache"]["precision"],
         norm=config["input_norm"],
         device=config["device"],
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,

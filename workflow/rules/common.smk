@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from kdwsd.configcheck import check_known_keys
 from kdwsd.experiments import EXPERIMENTS, model_name, parse_model_name
+from kdwsd.stages.dataset import SKIPPABLE_SPLITS
 
 
 # Unknown keys first, named with the allowed ones; then the schema rejects bad values and fills every default
@@ -38,6 +39,17 @@ def stage(module):
     """The stage module of a rule (kdwsd/stages/<module>.py), the runner every script goes through, and the
     error type every stage raises."""
     return lib("stages/__init__", "stages/runner", "stages/dataset", f"stages/{module}", "errors")
+
+
+def dataset_params():
+    """The dataset section for the rules that make the dataset: without on_bad_image, which only the rules
+    that read images use (toggling it must not regenerate the dataset)."""
+    return {k: v for k, v in config["dataset"].items() if k != "on_bad_image"}
+
+
+def on_bad_image(split):
+    """dataset.on_bad_image for a rule reading ``split``; the evaluation split is never thinned."""
+    return config["dataset"]["on_bad_image"] if split in SKIPPABLE_SPLITS else "error"
 
 
 def archive_file(key):
@@ -92,8 +104,10 @@ def cache_input(wildcards):
 
 def final_targets():
     models = ["teacher", *student_models()]
-    # Model files are targets too, so that a missing one is rebuilt even when its metrics are up to date.
-    targets = [f"{RUN}/models/{m}.pt" for m in models]
+    # Model files are targets too, the shared stage-1 students included, so that a missing one is rebuilt even
+    # when everything made from it is up to date (Snakemake does not rebuild a missing intermediate file then).
+    stage1 = [f"student_stage1_seed{s}" for s in SEEDS if any(EXPERIMENTS[e].stage1 for e in STUDENTS)]
+    targets = [f"{RUN}/models/{m}.pt" for m in models + stage1]
     targets += [f"{RUN}/metrics/{m}.json" for m in models] + [f"{RUN}/per_class/{m}.csv" for m in models]
     targets += [f"{RUN}/proposals/qc.csv", f"{RUN}/efficiency.json", f"{RUN}/summary.md", f"{RUN}/provenance.json"]
     if "baseline" in STUDENTS and "kd_full" in STUDENTS:

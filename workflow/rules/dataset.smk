@@ -11,7 +11,7 @@ if config["dataset"]["name"] == "synthetic":
             images=directory(f"{DATA}/images"),
             report=f"{DATA}/report.json",
         params:
-            dataset=config["dataset"],
+            dataset=dataset_params(),
         conda:
             "../../envs/kdwsd.yaml"
         log:
@@ -55,7 +55,7 @@ else:
             files=dataset_files(),
             report=f"{DATA}/report.json",
         params:
-            dataset=config["dataset"],
+            dataset=dataset_params(),
         conda:
             "../../envs/kdwsd.yaml"
         log:

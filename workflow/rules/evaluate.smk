@@ -46,6 +46,7 @@ rule evaluate_teacher:
     params:
         split=EVAL,
         evaluation=config["evaluation"],
+        on_bad_image=on_bad_image("train"),
     conda:
         "../../envs/kdwsd.yaml"
     log:

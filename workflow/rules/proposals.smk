@@ -12,6 +12,7 @@ rule proposals:
     params:
         max_boxes=config["proposals"]["max_boxes"],
         params=config["proposals"]["params"],
+        on_bad_image=lambda w: on_bad_image(w.split),
     threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
@@ -38,6 +39,7 @@ rule proposals_qc:
     params:
         splits=proposal_splits(),
         max_boxes=config["proposals"]["max_boxes"],
+        on_bad_image=on_bad_image("train"),
     conda:
         "../../envs/kdwsd.yaml"
     log:

@@ -30,6 +30,7 @@ rule student_stage1:
         norm=config["input_norm"],
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,
@@ -68,6 +69,7 @@ rule student:
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",
         val_every=config["evaluation"]["curve_every"],
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,

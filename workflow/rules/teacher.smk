@@ -22,6 +22,7 @@ rule teacher:
         checkpoints=f"{RUN}/checkpoints/teacher",
         frame=config["teacher"]["test_size"],
         proposal_config={k: config["proposals"][k] for k in ("max_boxes", "params")},
+        on_bad_image=on_bad_image("train"),
     threads: 2
     resources:
         gpu=1,

@@ -629,7 +629,8 @@ def ensure_archives(
       checksum record's content (usually empty).
     * otherwise: each archive is verified (downloaded if absent; in the workflow the download rule has
       already fetched it) against its published checksum or the record in ``<root>/checksums.json``, then
-      extracted into ``<root>/extracted/<archive stem>/``; a file that is not an archive (e.g. a CSV) is
+      extracted into ``<root>/extracted/<archive stem>/`` within the size bounds ``max_archive_ratio`` /
+      ``max_expanded_bytes`` (see :func:`extract`); a file that is not an archive (e.g. a CSV) is
       used where it is. The roots are those folders (for plain files, their parent folder).
     """
     name = dataset_cfg.get("name", "dataset")
@@ -650,8 +651,9 @@ def ensure_archives(
                  **dict(download_kwargs or {}))
         if _is_archive(path):
             digest = load_checksum_record(record).get(path.name, {}).get("sha256")
-            roots.append(extract(path, root / "extracted" / _stem(path), sha256=digest,
-                                 progress=progress).resolve())
+            roots.append(extract(path, root / "extracted" / _stem(path), sha256=digest, progress=progress,
+                                 max_expanded_bytes=dataset_cfg.get("max_expanded_bytes"),
+                                 max_ratio=dataset_cfg.get("max_archive_ratio", DEFAULT_MAX_RATIO)).resolve())
         else:
             roots.append(path.parent.resolve())
     return roots, load_checksum_record(record)

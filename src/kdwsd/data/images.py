@@ -32,7 +32,8 @@ _PNG_MAGIC, _PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 # Some writers pad a file after its end marker; look for the marker in this many trailing bytes. A truncated
 # JPEG ends inside entropy-coded data, where FF D9 cannot occur (FF is stuffed as FF 00).
 _TAIL = 1024
-_HINT = "Re-download or re-extract the image (or set on_bad_image: skip to drop it and report it)"
+_HINT = ("Re-download or re-extract the image (or, for the training split, set dataset.on_bad_image: skip to drop "
+         "it and report it)")
 
 
 def _trailer_problem(data: np.ndarray) -> str | None:

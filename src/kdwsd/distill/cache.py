@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from kdwsd.boxes import frame_to_original
 from kdwsd.device import autocast
-from kdwsd.errors import PipelineInputError, check_finite
+from kdwsd.errors import PipelineInputError, check_finite, quarantine
 from kdwsd.models.teacher import WSDDN, objectness, wsddn_scores
 
-__all__ = ["TeacherCache", "run_teacher", "write_teacher_cache"]
+__all__ = ["TeacherCache", "open_teacher_cache", "run_teacher", "write_teacher_cache"]
 
 ARRAYS = ("image_ids", "soft_targets", "num_rois", "rois", "roi_box_scores", "objectness", "features",
           "class_boxes")  # fmt: skip
@@ -262,3 +262,15 @@ class TeacherCache:
         """float32[N, C, 4] the teacher's best box per class (original pixels), for CorLoc."""
         return np.stack([self.shards[self.lookup[int(i)][0]]["class_boxes"][self.lookup[int(i)][1]]
                          for i in image_ids])  # fmt: skip
+
+
+def open_teacher_cache(cache_dir: Path | str) -> TeacherCache:
+    """Open a teacher cache for a stage; a corrupt one (:class:`PipelineInputError`: a truncated or garbled
+    shard) is moved aside with :func:`kdwsd.errors.quarantine` before the error propagates, so that the
+    workflow sees the cache missing and the next plain rerun rebuilds it (and everything downstream)."""
+    try:
+        return TeacherCache(cache_dir)
+    except PipelineInputError as exc:
+        moved = quarantine(cache_dir)
+        hint = f"The cache folder was moved aside to {moved}: rerun the same snakemake command to rebuild it"
+        raise PipelineInputError(exc.path, exc.item, exc.problem, hint) from exc

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kdwsd.stages.dataset import prepared_dir
+from kdwsd.stages.dataset import checked_split, prepared_dir
 
 __all__ = ["teacher_cache"]
 
@@ -18,7 +18,7 @@ def teacher_cache(
     *, teacher: str, data: list[str], train_proposals: list[str], eval_proposals: list[str], cache: str,
     evaluation: str, eval_split: str, frame: int, rois: int, cached_rois: int | str, temperature: float,
     objectness: str, feature_box_score: dict[str, float], precision: str, norm: str, device: str,
-    teacher_batch_size: int = 16, cache_shard_size: int = 1000, loader_workers: int = 0,
+    on_bad_image: str = "error", teacher_batch_size: int = 16, cache_shard_size: int = 1000, loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Run the eval-mode teacher at its single-scale ``frame``.
 
@@ -32,18 +32,18 @@ def teacher_cache(
     from kdwsd.boxes import frame_to_original
     from kdwsd.data.dataset import MultiLabelImages, ordered_loader
     from kdwsd.data.prepared import load_split
-    from kdwsd.device import pick_device
+    from kdwsd.device import GPU_SLOT_DIR, job_device
     from kdwsd.distill.cache import run_teacher, write_teacher_cache
     from kdwsd.metrics import teacher_detections
     from kdwsd.models.io import load_teacher
     from kdwsd.proposals.store import ProposalStore
 
-    dev = pick_device(device)
+    dev = job_device(device, where="config key device", slot_dir=GPU_SLOT_DIR)
     model = load_teacher(teacher).to(dev)
     data_dir, bs = prepared_dir(data), teacher_batch_size
     kept = None if cached_rois == "all" else int(cached_rois)
 
-    train = load_split(data_dir, "train")
+    train = checked_split(data, "train", on_bad_image, cache)
     ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), rois=rois)
     write_teacher_cache(
         model, [ordered_loader(ds, frame, flip, bs, loader_workers) for flip in (False, True)], len(train),

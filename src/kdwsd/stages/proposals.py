@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdwsd.stages.dataset import prepared_dir
+from kdwsd.stages.dataset import checked_split, prepared_dir
 
 __all__ = ["proposals", "proposals_qc"]
 
@@ -19,18 +19,18 @@ log = logging.getLogger("kdwsd")
 
 def proposals(
     *, data: list[str], boxes: str, timing: str, split: str, shard: str, nshards: str, max_boxes: int,
-    params: dict[str, Any], proposal_processes: int = 1,
+    params: dict[str, Any], on_bad_image: str = "error", proposal_processes: int = 1,
 ) -> None:  # fmt: skip
     """EdgeBoxes (``params``: :func:`kdwsd.proposals.edge_boxes`) for the images ``i`` of ``split`` with
     ``i % nshards == shard``; writes the shard file ``boxes`` (docs/formats.md §2) and its ``timing``."""
     from kdwsd.data.prepared import load_split
     from kdwsd.proposals import compute_proposals, shard_indices, write_shard
 
-    split_data = load_split(prepared_dir(data), split)
-    rows = shard_indices(len(split_data), int(shard), int(nshards))
-    run = compute_proposals([split_data.paths[i] for i in rows], max_boxes, proposal_processes, params)
-    write_shard(boxes, split_data.image_ids[rows], [b for b, _ in run.proposals], [s for _, s in run.proposals])
-    result = {"images": len(rows), "seconds": run.seconds, "processes": run.processes,
+    rows = shard_indices(len(load_split(prepared_dir(data), split)), int(shard), int(nshards))
+    shard_data = checked_split(data, split, on_bad_image, boxes, rows=list(rows))
+    run = compute_proposals(list(shard_data.paths), max_boxes, proposal_processes, params)
+    write_shard(boxes, shard_data.image_ids, [b for b, _ in run.proposals], [s for _, s in run.proposals])
+    result = {"images": len(shard_data), "seconds": run.seconds, "processes": run.processes,
               "images_per_s_per_process": run.images_per_s / run.processes}  # fmt: skip
     log.info("proposals: %s", result)
     Path(timing).write_text(json.dumps(result, indent=2))
@@ -38,12 +38,11 @@ def proposals(
 
 def proposals_qc(
     *, data: list[str], shards: list[str], qc: str, recall: str, recall_plot: str, recall_vector: list[str],
-    splits: list[str], max_boxes: int,
+    splits: list[str], max_boxes: int, on_bad_image: str = "error",
 ) -> None:  # fmt: skip
     """Boxes per image, images/s and recall at IoU 0.5 / 0.7 per split -> ``qc.csv``; recall as a function of
     the number of boxes kept per image (IoU 0.5 and 0.7, splits with boxes) -> ``recall`` (CSV) and its plot
     (``recall_plot`` PNG plus the PDF / SVG of ``recall_vector``)."""
-    from kdwsd.data.prepared import load_split
     from kdwsd.metrics import recall_at_n
     from kdwsd.plots import plot_recall_vs_boxes
     from kdwsd.proposals import ProposalStore, qc_row
@@ -55,7 +54,7 @@ def proposals_qc(
         split_shards = [s for s in shards if Path(s).parent.name == split_name]
         timings = [json.loads(Path(s).with_suffix(".json").read_text()) for s in split_shards]
         images_per_s = sum(t["images"] for t in timings) / sum(t["seconds"] * t["processes"] for t in timings)
-        split = load_split(prepared_dir(data), split_name)
+        split = checked_split(data, split_name, on_bad_image, qc)
         store = ProposalStore(split_shards)
         boxes = [store.get(int(i))[0] for i in split.image_ids]
         gt = None

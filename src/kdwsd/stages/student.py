@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from kdwsd.stages.dataset import prepared_dir
+from kdwsd.stages.dataset import checked_split, prepared_dir
 
 __all__ = ["equal_compute_optim", "student", "student_stage1"]
 
@@ -16,7 +16,8 @@ def student_stage1(
     distilled_rois: int | str, targets: str, optim: dict[str, Any], precision: str, norm: str, device: str,
     checkpoints: str, cache: list[str] | None = None, teacher: list[str] | None = None,
     proposals: list[str] | None = None, frame: int | None = None, teacher_rois: int | None = None,
-    feature_box_score: dict[str, float] | None = None, teacher_precision: str = "fp32", loader_workers: int = 0,
+    feature_box_score: dict[str, float] | None = None, teacher_precision: str = "fp32", on_bad_image: str = "error",
+    loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """KD stage 1, RoI-feature distillation (paper Eq. 3): the student's RoI fc7 regressed on the teacher's.
     No classifier, no labels.
@@ -27,23 +28,24 @@ def student_stage1(
     ``feature_box_score`` and ``teacher_precision`` (no feature storage: one teacher forward per step).
     """
     from kdwsd.data.dataset import MultiLabelImages
-    from kdwsd.data.prepared import load_split
-    from kdwsd.distill.cache import TeacherCache
+    from kdwsd.device import GPU_SLOT_DIR, job_device
+    from kdwsd.distill.cache import open_teacher_cache
     from kdwsd.modelfile import student_metadata
     from kdwsd.models.student import build_student
     from kdwsd.train.loop import OptimConfig, file_fingerprint, valid_rois_in_batch
     from kdwsd.train.recipe import train_and_save
     from kdwsd.train.student import stage1_step
 
+    device = str(job_device(device, where="config key device", slot_dir=GPU_SLOT_DIR))
     seed = int(seed)
     data_dir = prepared_dir(data)
-    split = load_split(data_dir, "train")
+    split = checked_split(data, "train", on_bad_image, model)
     rois = None if distilled_rois == "all" else int(distilled_rois)
     wrap = None
     if targets == "cache":
         if not cache:
             raise ValueError("student.stage1.teacher is 'cache' but the rule gave no cache")
-        teacher_cache = TeacherCache(cache[0])
+        teacher_cache = open_teacher_cache(cache[0])
         feature_dim, frame = teacher_cache.feature_dim, teacher_cache.frame_size
         dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois)
         inputs = [data_dir, cache[0]]
@@ -104,7 +106,7 @@ def student(
     seed: int, network: dict[str, Any], size: int, frame: int, tau_lr_mult: float,
     loss_weights: dict[str, float] | None,
     optim: dict[str, Any], stage1_optim: dict[str, Any] | None, precision: str, norm: str, device: str,
-    checkpoints: str, val_every: int = 0, loader_workers: int = 0,
+    checkpoints: str, val_every: int = 0, on_bad_image: str = "error", loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Stage 2 of one experiment (:data:`kdwsd.experiments.EXPERIMENTS`): label training, plus prediction KD
     (paper Eqs. 5 + 10) for the experiments that use it, starting from the ``stage1`` student for those that
@@ -112,8 +114,8 @@ def student(
     stage 1; ``stage1_optim`` is used by the equal-compute baseline only. With ``val_every`` > 0 and a ``val``
     split, the training curve gets the validation mAP every ``val_every`` epochs (and after the last)."""
     from kdwsd.data.dataset import MultiLabelImages
-    from kdwsd.data.prepared import load_split
-    from kdwsd.distill.cache import TeacherCache
+    from kdwsd.device import GPU_SLOT_DIR, job_device
+    from kdwsd.distill.cache import open_teacher_cache
     from kdwsd.experiments import experiment as lookup
     from kdwsd.modelfile import student_metadata
     from kdwsd.models.student import StudentClassifier, build_student
@@ -125,9 +127,10 @@ def student(
     if exp.stage1 != bool(stage1) or exp.prediction_kd != bool(cache):
         raise ValueError(f"experiment '{experiment}' needs stage1={exp.stage1}, cache={exp.prediction_kd}; "
                          f"the rule gave stage1={stage1}, cache={cache}")  # fmt: skip
+    device = str(job_device(device, where="config key device", slot_dir=GPU_SLOT_DIR))
     data_dir = prepared_dir(data)
-    split = load_split(data_dir, "train")
-    teacher_cache = TeacherCache(cache[0]) if exp.prediction_kd else None
+    split = checked_split(data, "train", on_bad_image, model)
+    teacher_cache = open_teacher_cache(cache[0]) if exp.prediction_kd else None
     dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=0, with_features=False)
     if exp.equal_compute:
         if stage1_optim is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kdwsd.stages.dataset import prepared_dir
+from kdwsd.stages.dataset import checked_split, prepared_dir
 
 __all__ = ["teacher"]
 
@@ -12,7 +12,8 @@ __all__ = ["teacher"]
 def teacher(
     *, data: list[str], proposals: list[str], model: str, curve: str, network: dict[str, Any], rois: int,
     train_sizes: list[int], flip: bool, seed: int, optim: dict[str, Any], precision: str, norm: str, device: str,
-    checkpoints: str, frame: int, proposal_config: dict[str, Any], loader_workers: int = 0,
+    checkpoints: str, frame: int, proposal_config: dict[str, Any], on_bad_image: str = "error",
+    loader_workers: int = 0,
 ) -> None:  # fmt: skip
     """Train T-WDet on the ``train`` split (multi-scale ``train_sizes`` + mirror, the top ``rois`` proposals
     per image) and write ``model``; ``curve`` gets the per-epoch losses. Resumes from ``checkpoints``.
@@ -20,7 +21,7 @@ def teacher(
     ``frame`` (the single-scale test frame) and ``proposal_config`` (how proposals were made) are recorded in
     the model file so that ``kdwsd predict`` treats a user's image as the pipeline does."""
     from kdwsd.data.dataset import MultiLabelImages
-    from kdwsd.data.prepared import load_split
+    from kdwsd.device import GPU_SLOT_DIR, job_device
     from kdwsd.modelfile import teacher_metadata
     from kdwsd.models.teacher import WSDDN, build_teacher
     from kdwsd.proposals.store import ProposalStore
@@ -28,8 +29,9 @@ def teacher(
     from kdwsd.train.recipe import train_and_save
     from kdwsd.train.teacher import teacher_step
 
+    device = str(job_device(device, where="config key device", slot_dir=GPU_SLOT_DIR))
     data_dir = prepared_dir(data)
-    split = load_split(data_dir, "train")
+    split = checked_split(data, "train", on_bad_image, model)
     dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=rois)
     recipe = {"network": network, "rois": rois, "train_sizes": train_sizes, "flip": flip, "seed": seed,
               "optim": optim, "precision": precision, "norm": norm}  # fmt: skip

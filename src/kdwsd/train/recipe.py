@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from kdwsd.data.dataset import MultiLabelImages, epoch_loader
-from kdwsd.device import pick_device
+from kdwsd.device import resolve_device
 from kdwsd.modelfile import save_model_file
 from kdwsd.train.loop import (
     Normaliser,
@@ -66,7 +66,7 @@ def train_and_save(
         epoch_end: extra curve columns after each epoch (see :func:`~kdwsd.train.loop.fit`).
     """
     seed_everything(seed)
-    dev = pick_device(device)
+    dev = resolve_device(str(device), where="device")
     batches = epoch_loader(dataset, optim.batch_size, sizes, flip, seed, loader_workers)
     model = build()
     log.info("%s: %d train images, device %s", desc, len(dataset), dev)

@@ -1,4 +1,4 @@
-"""Tests of kdwsd.device_check: fail-fast device resolution and the per-job GPU slot claim (CPU only)."""
+"""Tests of kdwsd.device: fail-fast device resolution and the per-job GPU slot claim (CPU only)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdwsd.device_check import (
+from kdwsd.device import (
     DeviceUnavailableError,
     assign_local_gpu,
     cuda_report,
@@ -195,3 +195,19 @@ def test_job_device_claims_a_free_gpu_among_the_visible_ones(tmp_path, fake_gpus
     fake_gpus(1)  # one GPU: nothing to share out, no slot file
     assert job_device("cuda", where="k", slot_dir=tmp_path / "one", env={}) == torch.device("cuda", 0)
     assert not (tmp_path / "one").exists()
+
+
+@pytest.mark.skipif(not NO_CUDA, reason="needs a machine without CUDA")
+@pytest.mark.parametrize("stage", ["teacher.teacher", "cache.teacher_cache", "student.student_stage1",
+                                   "student.student", "evaluate.evaluate_student", "evaluate.efficiency"])
+def test_every_gpu_stage_checks_the_device_first(stage):
+    """Each GPU job stops at its start, naming the config key, before it reads any input (all None here)."""
+    import importlib
+    import inspect
+
+    module, name = stage.split(".")
+    fn = getattr(importlib.import_module(f"kdwsd.stages.{module}"), name)
+    kwargs = {p: None for p, v in inspect.signature(fn).parameters.items() if v.default is inspect.Parameter.empty}
+    kwargs.update(device="cuda", **({"experiment": "baseline", "stage1": [], "cache": []} if name == "student" else {}))
+    with pytest.raises(DeviceUnavailableError, match=r"^config key device asks for device 'cuda', but CUDA is not"):
+        fn(**kwargs)
