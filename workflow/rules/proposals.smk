@@ -5,13 +5,14 @@
 rule proposals:
     input:
         data=dataset_files(),
+        fetched=fetched_inputs("proposals"),
         code=stage("proposals") + lib("proposals", "data", "boxes"),
     output:
         boxes=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         max_boxes=config["proposals"]["max_boxes"],
-        params=config["proposals"]["params"],
+        params=proposal_params(),
     threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
