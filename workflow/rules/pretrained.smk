@@ -13,7 +13,7 @@ if DOWNLOADS["files"]:
             hash_prefix=lambda w: fetched_spec(w.filename)["hash_prefix"],
         wildcard_constraints:
             # only the configured names: nothing else under downloads.dir is this rule's
-            filename="|".join(re.escape(fetched_file(k).rsplit("/", 1)[-1]) for k in DOWNLOADS["files"]),
+            filename="|".join(re.escape(os.path.basename(fetched_file(k))) for k in DOWNLOADS["files"]),
         localrule: True
         retries: 2
         resources:
