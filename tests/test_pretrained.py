@@ -139,3 +139,63 @@ def test_fetched_structured_model_drives_edge_boxes(server, tmp_path):
     boxes, scores = edge_boxes(image, 500, structured_model=str(path))
     assert len(boxes) > 0 and np.all(np.diff(scores) <= 0)
     assert iou_inclusive(box, boxes[:50]).max() >= 0.7
+
+
+# --------------------------------------------------------------------------------------------------
+# the local rule fetch_pretrained and the jobs that read its files
+# --------------------------------------------------------------------------------------------------
+def test_fetch_rule_records_the_sha256_then_verifies_it(server, tmp_path):
+    from rulestub import run_script
+
+    model_gz = gzip.compress(tiny_structured_model_yaml().encode())
+    url = server.add("opencv/model.yml.gz", model_gz)
+    dest = tmp_path / "data" / "pretrained" / "model.yml.gz"
+
+    def fetch() -> None:
+        run_script("fetch_pretrained", output={"file": str(dest)}, wildcards={"filename": dest.name},
+                   params={"url": url, "sha256": None, "hash_prefix": None}, log=str(tmp_path / "fetch.log"))
+
+    fetch()
+    assert _record(dest.parent / "checksums.json")["model.yml.gz"]["sha256"] == _sha(model_gz)
+    dest.write_bytes(model_gz + b"x")  # changed after the first download: the record catches it
+    with pytest.raises(ChecksumError, match="checksum record"):
+        fetch()
+
+
+def _dry_run_inputs(tmp_path, *configs: str) -> dict[str, set[str]]:
+    """{rule: the input files of its jobs} of a dry run with ``configs`` (in config/)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n",
+           "--configfile", *(str(repo / "config" / c) for c in configs)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    inputs: dict[str, set[str]] = {}
+    rule = None
+    for line in res.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            inputs.setdefault(rule, set())
+        elif rule and line.startswith("    input: "):
+            inputs[rule].update(line.removeprefix("    input: ").split(", "))
+    return inputs
+
+
+def test_paper_dag_fetches_before_every_job_that_reads_a_pretrained_file(tmp_path):
+    inputs = _dry_run_inputs(tmp_path, "coco2014.yaml")
+    vgg, edges = "data/pretrained/vgg16-397923af.pth", "data/pretrained/model.yml.gz"
+    assert "fetch_pretrained" in inputs
+    for rule in ("teacher", "student_stage1", "student"):
+        assert vgg in inputs[rule], rule
+    assert edges in inputs["proposals"]
+    assert not any(vgg in files or edges in files for rule, files in inputs.items()
+                   if rule not in ("teacher", "student_stage1", "student", "proposals", "all"))  # fmt: skip
+
+
+def test_default_config_downloads_nothing(tmp_path):
+    inputs = _dry_run_inputs(tmp_path, "config.yaml")
+    assert "fetch_pretrained" not in inputs
+    assert not any("pretrained" in f for files in inputs.values() for f in files)
