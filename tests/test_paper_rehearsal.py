@@ -144,3 +144,36 @@ def test_paper_config_runs_end_to_end(paper, server, tmp_path_factory):
                          capture_output=True, text=True, cwd=workdir)  # fmt: skip
     assert "Nothing to be done" in dry.stdout + dry.stderr
     shutil.rmtree(workdir)  # ~4 GB of VGG16 model files per config
+
+
+# What the overlay may change: sizes, counts, epochs, shard numbers, and where files come from + their checksums.
+ALLOWED = {
+    ("dataset", "archives"), ("dataset", "image_dir"), ("dataset", "num_classes"),
+    ("downloads", "files", "vgg16", "url"), ("downloads", "files", "vgg16", "hash_prefix"),
+    ("downloads", "files", "structured_edges", "url"),
+    ("proposals", "max_boxes"), ("proposals", "num_shards"),
+    ("teacher", "rois"), ("teacher", "train_sizes"), ("teacher", "test_size"),
+    ("student", "size"), ("evaluation", "efficiency_batches"), ("plots", "examples"),
+}  # fmt: skip
+ALLOWED_LAST = {"epochs", "batch_size", "accumulate"}  # optimiser counts, wherever the optimiser is
+
+
+def _leaves(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(tree, dict) and tree:
+        return [leaf for k, v in tree.items() for leaf in _leaves(v, (*prefix, k))]
+    return [prefix]
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_overlay_changes_only_sizes_counts_and_sources(paper, tmp_path):
+    with FileServer() as srv:
+        srv.vgg16_sha256 = "0" * 64  # type: ignore[attr-defined]
+        overlay = _overlay(paper, srv, tmp_path)
+    for leaf in _leaves(overlay):
+        if leaf[0] == "compute":  # speed knobs: never change a result (schema)
+            continue
+        assert leaf[-1] in ALLOWED_LAST or any(leaf[: len(a)] == a for a in ALLOWED), leaf
+    # the archives keep the paper config's keys and file names; only where they are served and checksums change
+    paper_cfg = yaml.safe_load((REPO / "config" / f"{paper}.yaml").read_text())
+    for key, spec in overlay["dataset"]["archives"].items():
+        assert spec["filename"] == paper_cfg["dataset"]["archives"][key]["filename"]
