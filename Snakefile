@@ -32,6 +32,7 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+include: "workflow/rules/pretrained.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/proposals.smk"
 include: "workflow/rules/teacher.smk"

@@ -42,6 +42,9 @@ MISSPELLINGS = [
     ("config.yaml", {"student": {"stage1": {"optim": {"warmup_iter": 5}}}}, "warmup_iter"),
     ("config.yaml", {"run": "../escape"}, "../escape"),
     ("config.yaml", {"run": "a/b"}, "a/b"),
+    ("coco2014.yaml", {"downloads": {"files": {"vgg19": {"url": "http://x/y.pth"}}}}, "vgg19"),
+    ("coco2014.yaml", {"downloads": {"files": {"vgg16": {"sha": "ab"}}}}, "sha"),
+    ("config.yaml", {"downloads": {"folder": "x"}}, "folder"),
 ]
 
 

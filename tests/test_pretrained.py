@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from httpserver import FileServer
+from pretrained_files import tiny_structured_model_yaml
 
 from kdwsd.boxes import iou_inclusive
 from kdwsd.data.download import ChecksumError
@@ -111,55 +112,6 @@ def test_published_sha256_wins_and_must_agree_with_the_prefix(server, tmp_path):
         fetch_pretrained(url, dest, record, _sha(data), hash_prefix="abcdef12", progress=False)
 
 
-# --------------------------------------------------------------------------------------------------
-# a small working structured-edge model
-# --------------------------------------------------------------------------------------------------
-def _pair_feature(a: int, b: int, channel: int = 0, n_channels: int = 13, grid: int = 5, cells: int = 16) -> int:
-    """Feature id of the self-similarity feature ``cell a - cell b`` of ``channel`` (OpenCV's layout: the
-    ``cells²·n_channels`` regular features come first, then for each channel the ``grid²(grid²-1)/2`` pairs
-    ``a < b`` in lexicographic order)."""
-    pairs = grid * grid * (grid * grid - 1) // 2
-    return cells * cells * n_channels + channel * pairs + sum(grid * grid - 1 - k for k in range(a)) + (b - a - 1)
-
-
-def tiny_structured_model_yaml(threshold: float = 0.03) -> str:
-    """A 9-node structured-edge forest (one tree) that marks an edge where the smoothed L channel differs
-    across the patch centre by more than ``threshold``, horizontally or vertically.
-
-    OpenCV's loader (``structured_edge_detection.cpp``) reads the ``options`` block and, per tree, the flat
-    lists ``childs`` (0 = leaf; else left child = ``childs - 1``, right = ``childs``, both relative to the
-    tree's root), ``featureIds``, ``thresholds`` (go left when ``feature < threshold``), ``edgeBoundaries``
-    (leaf ``n`` paints bins ``edgeBins[edgeBoundaries[n]:edgeBoundaries[n + 1]]``) and ``edgeBins``
-    (pixels ``row * patchInnerSize + col`` of the 16×16 inner patch). Edge leaves paint the central 8×8
-    pixels twice, so a pixel inside a long edge reaches 1.0 (``step = 2·stride² / 16²`` per paint).
-    """
-    horizontal, vertical = _pair_feature(7, 17), _pair_feature(11, 13)  # grid cells left/right, above/below
-    # (feature, threshold, childs) per inner node; None = leaf
-    nodes = [(horizontal, -threshold, 2), None, (horizontal, threshold, 4), (vertical, -threshold, 6), None, None,
-             (vertical, threshold, 8), None, None]  # fmt: skip
-    edge_leaves = {1, 4, 5, 8}
-    centre = [r * 16 + c for r in range(4, 12) for c in range(4, 12)] * 2
-    bins, bounds = [], [0]
-    for k in range(len(nodes)):
-        bins += centre if k in edge_leaves else []
-        bounds.append(len(bins))
-
-    def row(xs: list) -> str:
-        return "   - [ " + ", ".join(map(str, xs)) + " ]"
-
-    return "\n".join([
-        "%YAML:1.0", "options:", "   stride: 2", "   shrinkNumber: 2", "   patchSize: 32", "   patchInnerSize: 16",
-        "   numberOfGradientOrientations: 4", "   gradientSmoothingRadius: 0", "   regFeatureSmoothingRadius: 2",
-        "   ssFeatureSmoothingRadius: 8", "   gradientNormalizationRadius: 4", "   selfsimilarityGridSize: 5",
-        "   numberOfTrees: 1", "   numberOfTreesToEvaluate: 1",
-        "childs:", row([n[2] if n else 0 for n in nodes]),
-        "featureIds:", row([n[0] if n else 0 for n in nodes]),
-        "thresholds:", row([float(n[1]) if n else 0.0 for n in nodes]),
-        "edgeBoundaries:", row(bounds),
-        "edgeBins:", row(bins),
-    ]) + "\n"  # fmt: skip
-
-
 def _rectangle_photo() -> tuple[np.ndarray, np.ndarray]:
     """uint8 [480, 640, 3] RGB: colour blotches with noise and a filled rectangle; its inclusive box."""
     rng = np.random.default_rng(1)
@@ -187,3 +139,63 @@ def test_fetched_structured_model_drives_edge_boxes(server, tmp_path):
     boxes, scores = edge_boxes(image, 500, structured_model=str(path))
     assert len(boxes) > 0 and np.all(np.diff(scores) <= 0)
     assert iou_inclusive(box, boxes[:50]).max() >= 0.7
+
+
+# --------------------------------------------------------------------------------------------------
+# the local rule fetch_pretrained and the jobs that read its files
+# --------------------------------------------------------------------------------------------------
+def test_fetch_rule_records_the_sha256_then_verifies_it(server, tmp_path):
+    from rulestub import run_script
+
+    model_gz = gzip.compress(tiny_structured_model_yaml().encode())
+    url = server.add("opencv/model.yml.gz", model_gz)
+    dest = tmp_path / "data" / "pretrained" / "model.yml.gz"
+
+    def fetch() -> None:
+        run_script("fetch_pretrained", output={"file": str(dest)}, wildcards={"filename": dest.name},
+                   params={"url": url, "sha256": None, "hash_prefix": None}, log=str(tmp_path / "fetch.log"))
+
+    fetch()
+    assert _record(dest.parent / "checksums.json")["model.yml.gz"]["sha256"] == _sha(model_gz)
+    dest.write_bytes(model_gz + b"x")  # changed after the first download: the record catches it
+    with pytest.raises(ChecksumError, match="checksum record"):
+        fetch()
+
+
+def _dry_run_inputs(tmp_path, *configs: str) -> dict[str, set[str]]:
+    """{rule: the input files of its jobs} of a dry run with ``configs`` (in config/)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n",
+           "--configfile", *(str(repo / "config" / c) for c in configs)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    inputs: dict[str, set[str]] = {}
+    rule = None
+    for line in res.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            inputs.setdefault(rule, set())
+        elif rule and line.startswith("    input: "):
+            inputs[rule].update(line.removeprefix("    input: ").split(", "))
+    return inputs
+
+
+def test_paper_dag_fetches_before_every_job_that_reads_a_pretrained_file(tmp_path):
+    inputs = _dry_run_inputs(tmp_path, "coco2014.yaml")
+    vgg, edges = "data/pretrained/vgg16-397923af.pth", "data/pretrained/model.yml.gz"
+    assert "fetch_pretrained" in inputs
+    for rule in ("teacher", "student_stage1", "student"):
+        assert vgg in inputs[rule], rule
+    assert edges in inputs["proposals"]
+    assert not any(vgg in files or edges in files for rule, files in inputs.items()
+                   if rule not in ("teacher", "student_stage1", "student", "proposals", "all"))  # fmt: skip
+
+
+def test_default_config_downloads_nothing(tmp_path):
+    inputs = _dry_run_inputs(tmp_path, "config.yaml")
+    assert "fetch_pretrained" not in inputs
+    assert not any("pretrained" in f for files in inputs.values() for f in files)

@@ -200,6 +200,23 @@ def test_dataset_items_carry_sanitised_proposals(dataset, tmp_path):
     assert torch.equal(item["boxes"], torch.tensor([[0.0, 0.0, 31.0, 31.0]]))  # whole image, warped to 32 px
 
 
+def test_item_box_scores_do_not_alias_the_read_only_store(dataset, tmp_path, recwarn):
+    """Found by the paper rehearsal: box_scores were a tensor view of the store's read-only shard array
+    (PyTorch's 'non-writable' UserWarning in every job); an in-place op on one item would have changed the
+    proposals of every later epoch."""
+    split = load_split(dataset, "train")
+    ids = split.image_ids
+    path = tmp_path / "p.npz"
+    np.savez(path, image_ids=ids, offsets=np.arange(len(ids) + 1, dtype=np.int64),
+             boxes=np.tile(np.array([[1, 1, 20, 20]], np.float32), (len(ids), 1)),
+             scores=np.full(len(ids), 0.5, np.float32))  # fmt: skip
+    store = ProposalStore([path])
+    item = MultiLabelImages(split, "caffe", store)[(0, 32, False)]
+    item["box_scores"].mul_(0)  # e.g. a box-score factor applied in place
+    assert store.get(int(ids[0]))[1].tolist() == [0.5]
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
 # ----------------------------------------------------------------------------------------- teacher cache
 def _teacher_batches(n=4, r=5, size=64):
     g = torch.Generator().manual_seed(0)

@@ -6,7 +6,10 @@ record: a file without a published sha256 has its sha256 recorded at first downl
 later call. torchvision's weight URLs carry the first hex digits of the file's sha256 in their name
 (``vgg16-397923af.pth``); that prefix is checked too, before anything is recorded, as ``torch.hub`` does.
 
-Where the files go so that the rest of the code finds them:
+In the workflow, the config's ``downloads:`` section lists the files and the local rule ``fetch_pretrained``
+(:func:`kdwsd.stages.pretrained.fetch_pretrained_file`) fetches each into ``downloads.dir``; ``pretrained:
+imagenet`` and a null ``structured_model`` then resolve to those files (``workflow/rules/common.smk``).
+Outside the workflow:
 
 * VGG16: ``pretrained: imagenet`` loads ``<torch hub dir>/checkpoints/vgg16-397923af.pth``
   (:func:`torch_hub_checkpoint` gives that path; it honours ``TORCH_HOME``), or set ``pretrained:`` to the

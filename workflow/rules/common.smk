@@ -1,5 +1,6 @@
 # Config validation, target lists and paths computed from the config. No ML logic here.
 import os
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -115,10 +116,54 @@ def final_targets():
     return targets
 
 
+# Pretrained files fetched by the local rule fetch_pretrained (workflow/rules/pretrained.smk).
+DOWNLOADS = config["downloads"]
+
+
+def fetched_file(key):
+    """Path of the downloads.files entry ``key`` (vgg16 | structured_edges), or None when not configured."""
+    spec = DOWNLOADS["files"].get(key)
+    return None if spec is None else f"{DOWNLOADS['dir']}/{spec['filename'] or spec['url'].rsplit('/', 1)[-1]}"
+
+
+def fetched_spec(filename):
+    """The downloads.files entry whose file name is ``filename``."""
+    for key in DOWNLOADS["files"]:
+        if fetched_file(key) == f"{DOWNLOADS['dir']}/{filename}":
+            return DOWNLOADS["files"][key]
+    raise ValueError(f"no downloads.files entry for file {filename}")
+
+
+def pretrained_weights(section):
+    """What builds the teacher / student backbone: `imagenet` means the fetched VGG16 file when there is one."""
+    value = config[section]["pretrained"]
+    if value == "imagenet" and config[section]["backbone"] == "vgg16" and fetched_file("vgg16"):
+        return fetched_file("vgg16")
+    return value
+
+
+def proposal_params():
+    """proposals.params with structured_model resolved to the fetched structured-edge model where it applies."""
+    params = dict(config["proposals"]["params"])
+    model = fetched_file("structured_edges")
+    if params["structured_model"] is None and params["edge_method"] != "gradient" and model:
+        params["structured_model"] = model
+    return params
+
+
+def fetched_inputs(*sections):
+    """The pretrained files a job reads (fetched before it starts, so that no compute job downloads): the
+    weights of the named network sections and, with "proposals", the structured-edge model."""
+    files = [pretrained_weights(s) for s in sections if s != "proposals"]
+    if "proposals" in sections:
+        files.append(proposal_params()["structured_model"])
+    return sorted({f for f in files if f not in (None, "none", "imagenet")})
+
+
 NETWORK_KEYS = ("backbone", "widths", "pretrained", "roi_size", "roi_op", "hidden", "dropout", "box_score")
 
 
 def network(section):
     """The architecture keys of the teacher / student (what builds the network; no schedule, no DAG keys)."""
     keys = NETWORK_KEYS + (("tau_init",) if section == "student" else ())
-    return {k: config[section][k] for k in keys}
+    return {k: pretrained_weights(section) if k == "pretrained" else config[section][k] for k in keys}

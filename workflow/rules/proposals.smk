@@ -5,13 +5,14 @@
 rule proposals:
     input:
         data=dataset_files(),
+        fetched=fetched_inputs("proposals"),
         code=stage("proposals") + lib("proposals", "data", "boxes", "metrics", "plots"),
     output:
         boxes=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.npz",
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         max_boxes=config["proposals"]["max_boxes"],
-        params=config["proposals"]["params"],
+        params=proposal_params(),
         on_bad_image=lambda w: on_bad_image(w.split),
     threads: config["compute"]["proposal_processes"]
     conda:

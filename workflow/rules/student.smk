@@ -12,6 +12,7 @@ rule student_stage1:
         cache=[f"{RUN}/cache/train"] if STAGE1_LIVE is False else [],
         teacher=[f"{RUN}/models/teacher.pt"] if STAGE1_LIVE else [],
         proposals=proposal_shards("train") if STAGE1_LIVE else [],
+        fetched=fetched_inputs("student"),
         code=STUDENT_CODE,
     output:
         model=f"{RUN}/models/student_stage1_seed{{seed}}.pt",
@@ -49,6 +50,7 @@ rule student:
         data=dataset_files(),
         stage1=stage1_input,
         cache=cache_input,
+        fetched=fetched_inputs("student"),
         code=STUDENT_CODE,
     output:
         model=f"{RUN}/models/{{model}}.pt",

@@ -5,6 +5,7 @@ rule teacher:
     input:
         data=dataset_files(),
         proposals=proposal_shards("train"),
+        fetched=fetched_inputs("teacher"),
         code=stage("teacher") + lib("train", "models", "data", "losses", "boxes", "proposals", "device", "modelfile"),
     output:
         model=f"{RUN}/models/teacher.pt",
@@ -21,7 +22,7 @@ rule teacher:
         device=config["device"],
         checkpoints=f"{RUN}/checkpoints/teacher",
         frame=config["teacher"]["test_size"],
-        proposal_config={k: config["proposals"][k] for k in ("max_boxes", "params")},
+        proposal_config={"max_boxes": config["proposals"]["max_boxes"], "params": proposal_params()},
         on_bad_image=on_bad_image("train"),
     threads: 2
     resources:

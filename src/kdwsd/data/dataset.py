@@ -141,7 +141,8 @@ class MultiLabelImages(Dataset):
             if flip:
                 boxes = flip_boxes(boxes, size)
             item["boxes"] = torch.from_numpy(boxes)
-            item["box_scores"] = torch.from_numpy(np.asarray(scores, dtype=np.float32))
+            # a copy: the store's arrays are read-only and shared by every item of every epoch
+            item["box_scores"] = torch.tensor(scores, dtype=torch.float32)
         if self.cache is not None:
             if size != self.cache.frame_size:
                 raise ValueError(f"cached RoIs are in a {self.cache.frame_size}px frame, item asks {size}px")

@@ -18,7 +18,9 @@ log = logging.getLogger("kdwsd")
 # changing one reruns nothing (Snakemake's params trigger would rerun every job downstream).
 COMPUTE_KNOBS = ("loader_workers", "proposal_processes", "teacher_batch_size", "student_batch_size",
                  "cache_shard_size")  # fmt: skip
-_IGNORED_INPUTS = ("code",)  # library sources listed only so that editing them reruns the rule
+# Listed only so that editing a library source reruns the rule (code), or so that a pretrained file is fetched
+# before the job starts (fetched; its path reaches the stage function through params).
+_IGNORED_INPUTS = ("code", "fetched")
 
 
 class RuleArgumentError(TypeError):

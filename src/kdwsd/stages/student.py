@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 from kdwsd.stages.dataset import checked_split, prepared_dir
+
+log = logging.getLogger("kdwsd")
 
 __all__ = ["equal_compute_optim", "student", "student_stage1"]
 
@@ -67,6 +70,7 @@ def student_stage1(
             return with_live_targets(step, LiveTeacher(frozen, factor, teacher_precision).to(dev))
 
         inputs = [data_dir, teacher[0], *proposals]
+        log.info("stage-1 targets: the frozen teacher live on %d RoIs per image, box-score factor %s", n, factor)
     else:
         raise ValueError(f"student.stage1.teacher must be 'cache' or 'live', got {targets!r}")
     if feature_dim != network["hidden"]:
