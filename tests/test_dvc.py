@@ -93,7 +93,7 @@ def test_dvc_repro_builds_and_versions_the_whole_run(repo: Path) -> None:
     lock = (repo / "dvc.lock").read_text()
     assert "cmd: python tools/versioning.py build --cores all" in lock
     for out in ["data", "proposals", "models", "cache", "scores", "logs", "summary.md", "metrics",
-                "efficiency.json", "per_class", "plots"]:  # fmt: skip
+                "efficiency.json", "per_class", "plots", "tables", "provenance.json", "benchmarks"]:  # fmt: skip
         assert f"path: {RUN}/{out}\n" in lock, out
     tracked = {e["path"] for e in json.loads(sh(repo, "dvc", "ls", "-R", "--dvc-only", "--json", ".", RUN).stdout)}
     files = set(tree_sha256(repo))

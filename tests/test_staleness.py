@@ -34,8 +34,19 @@ RUN = "results/tiny"
 # what a throwaway repository needs: the workflow, the library sources its lib() inputs point at, DVC files
 REPO_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src/kdwsd", "tools", "dvc.yaml", ".dvcignore",
               ".dvc/config", ".dvc/.gitignore", ".gitignore"]  # fmt: skip
-STUDENTS = ["baseline", "kd_feature", "kd_prediction", "kd_full"]
-PLOTS = {"plots/per_class_improvement.png", "plots/examples.png", "plots/training_curves.png"}
+SEEDS = ("", "_seed1")  # tests/configs/tiny.yaml: seeds [0, 1]
+EXPERIMENTS = ("baseline", "baseline_long", "kd_feature", "kd_prediction", "kd_full")
+STUDENTS = [f"{e}{s}" for e in EXPERIMENTS for s in SEEDS]
+FIGURES = ("per_class_improvement", "examples", "training_curves")
+PLOTS = {f"plots/{n}.{e}" for n in FIGURES for e in ("png", "pdf", "svg")}
+SUMMARY = {"summary.md", "provenance.json", "tables/results.csv", "tables/results.tex", "tables/differences.csv",
+           "tables/differences.tex", "tables/bootstrap.csv"}  # fmt: skip
+QC = {"proposals/qc.csv", "proposals/recall.csv", *(f"plots/proposal_recall.{e}" for e in ("png", "pdf", "svg"))}
+
+
+def seeds(*experiments: str) -> tuple[str, ...]:
+    """The models of these experiments, every seed of the tiny config."""
+    return tuple(f"{e}{s}" for e in experiments for s in SEEDS)
 
 
 # ---------------------------------------------------------------- shared helpers (also used by test_dvc.py)
@@ -166,7 +177,8 @@ def assert_jobs(workdir: Path, expected: dict[str, set[str]]) -> None:
     assert counts.pop("all") == 1
     assert set(counts) == set(expected)
     per_job = {"proposals": 2, "student": 2, "student_stage1": 2, "teacher": 2, "teacher_cache": 2,
-               "evaluate_student": 3, "evaluate_teacher": 3, "plots": 3}  # outputs per job  # fmt: skip
+               "evaluate_student": 3, "evaluate_teacher": 3, "plots": len(PLOTS), "summary": len(SUMMARY),
+               "proposals_qc": len(QC)}  # outputs per job  # fmt: skip
     assert counts == {rule: len(outs) // per_job.get(rule, 1) for rule, outs in expected.items()}
 
 
@@ -189,12 +201,12 @@ def test_student_loss_weight_reruns_only_the_kd_students_and_their_descendants(r
     config["student"]["loss_weights"]["kd"] = 2.0
     cfg_file = run_dir / "config" / "config.yaml"
     with edited(cfg_file, yaml.safe_dump(config, sort_keys=False)):
-        kd = ("kd_prediction", "kd_full")
+        kd = seeds("kd_prediction", "kd_full")
         assert_jobs(run_dir, {
             "student": student_outputs(*kd),
             "evaluate_student": evaluation_outputs(*kd),
             "plots": PLOTS,  # ΔAP of kd_full over the baseline, curves
-            "summary": {"summary.md"},
+            "summary": SUMMARY,
             "efficiency": {"efficiency.json"},  # times the kd_full student
         })  # fmt: skip
     assert_nothing_to_do(run_dir)  # back to the old value: the recorded params match again
@@ -220,20 +232,21 @@ def test_proposal_knob_reruns_proposals_and_everything_downstream(run_dir: Path)
     config = read_config(run_dir)
     config["proposals"]["max_boxes"] = 16
     with edited(run_dir / "config" / "config.yaml", yaml.safe_dump(config, sort_keys=False)):
-        distilled = ("kd_feature", "kd_prediction", "kd_full")
+        distilled = seeds("kd_feature", "kd_prediction", "kd_full")
         assert_jobs(run_dir, {
             "proposals": {f"proposals/{s}/shard-{k}-of-2.{e}" for s in ("train", "test") for k in (0, 1)
                           for e in ("npz", "json")},
-            "proposals_qc": {"proposals/qc.csv"},
+            "proposals_qc": QC,
             "teacher": {"models/teacher.pt", "logs/teacher.csv"},
             "teacher_cache": {"cache/train", "cache/teacher_test.npz"},
             "evaluate_teacher": evaluation_outputs("teacher"),
-            "student_stage1": {"models/student_stage1_seed0.pt", "logs/student_stage1_seed0.csv"},
+            "student_stage1": {f"{d}/student_stage1_seed{k}.{e}" for k in (0, 1)
+                               for d, e in (("models", "pt"), ("logs", "csv"))},
             "student": student_outputs(*distilled),
             "evaluate_student": evaluation_outputs(*distilled),
             "efficiency": {"efficiency.json"},
             "plots": PLOTS,
-            "summary": {"summary.md"},
+            "summary": SUMMARY,
         })  # fmt: skip
     assert_nothing_to_do(run_dir)
 
@@ -243,19 +256,14 @@ def test_library_edit_reruns_the_rules_that_use_it(run_dir: Path) -> None:
     """Trigger: lib() inputs are ordinary inputs, so a newer mtime reruns, unless the content is unchanged.
 
     Snakemake 9 records checksums of inputs < 1 MB: a touch alone reruns nothing, a content change does.
-    kdwsd/metrics.py is a lib() input of evaluate_student and evaluate_teacher only.
+    kdwsd/stats.py (intervals) is a lib() input of the summary and plots rules only.
     """
-    module = run_dir / "src" / "kdwsd" / "metrics.py"
+    module = run_dir / "src" / "kdwsd" / "stats.py"
     later = module.stat().st_mtime + 60
     os.utime(module, (later, later))
     assert_nothing_to_do(run_dir)  # newer, same content: the recorded checksum matches
     with edited(module, module.read_text() + "\n# an edit that changes the content\n"):
-        assert_jobs(run_dir, {
-            "evaluate_student": evaluation_outputs(*STUDENTS),
-            "evaluate_teacher": evaluation_outputs("teacher"),
-            "plots": PLOTS,
-            "summary": {"summary.md"},
-        })  # fmt: skip
+        assert_jobs(run_dir, {"plots": PLOTS, "summary": SUMMARY})
     assert_nothing_to_do(run_dir)  # content restored (mtime still newer): checksum matches again
 
 
