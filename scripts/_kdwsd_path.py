@@ -7,5 +7,8 @@ import sys
 from pathlib import Path
 
 _SRC = str(Path(__file__).resolve().parents[1] / "src")
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
+# First, even when already on the path further back (Snakemake's preamble appends the parent process's search
+# paths, which hold this src/ behind an installed copy's).
+while _SRC in sys.path:
+    sys.path.remove(_SRC)
+sys.path.insert(0, _SRC)

@@ -172,13 +172,13 @@ def _validation_curve(
     """The ``epoch_end`` hook adding ``val_mAP`` (the ``val`` split, never the evaluation split) to a student's
     training curve every ``every`` epochs and after the last; None without a ``val`` split or with ``every`` 0."""
     from kdwsd.data.prepared import load_split, split_names
-    from kdwsd.device import pick_device
+    from kdwsd.device import resolve_device
     from kdwsd.evaluate import student_scores
     from kdwsd.metrics import multilabel_metrics
 
     if every <= 0 or "val" not in split_names(data_dir):
         return None
-    val, dev = load_split(data_dir, "val"), pick_device(device)
+    val, dev = load_split(data_dir, "val"), resolve_device(device, where="config key device")
 
     def hook(model: Any, done: int) -> dict[str, Any]:
         if done % every and done != epochs:
