@@ -37,6 +37,22 @@ def _stub_slurm_conf() -> None:
 _stub_slurm_conf()
 
 
+# ---------------------------------------------------------------------------- the tiny run
+@pytest.fixture(scope="session")
+def tiny_workdir(tmp_path_factory) -> Path:
+    """One complete run of the whole DAG on the tiny config (`--configfile config/config.yaml
+    tests/configs/tiny.yaml`), shared by the pipeline and heal tests, which only read it or copy it. It sits at
+    the depth of the heal tests' copies (``<tmp>/w``): rules' code inputs are paths relative to the working
+    directory, so a copy at another depth would look changed."""
+    from test_pipeline import snakemake
+
+    workdir = tmp_path_factory.mktemp("tiny") / "w"
+    workdir.mkdir()
+    res = snakemake(workdir, "--cores", "2")
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-8000:]
+    return workdir
+
+
 # ---------------------------------------------------------------------------- SLURM
 @pytest.fixture(scope="session")
 def slurm_cluster():

@@ -26,11 +26,8 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny")
-    res = snakemake(workdir, "--cores", "2")
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-8000:]
-    return workdir / "results" / "tiny"
+def tiny_run(tiny_workdir: Path) -> Path:
+    return tiny_workdir / "results" / "tiny"
 
 
 @pytest.mark.slow
