@@ -1,5 +1,13 @@
-# Stage 2: EdgeBoxes proposals, one Snakemake job per shard (a cluster spreads them), plus a QC table
-# (kdwsd.stages.proposals).
+# Stage 2: proposals (EdgeBoxes, or proposals.method), one Snakemake job per shard (a cluster spreads them),
+# plus a QC table (kdwsd.stages.proposals).
+
+
+def proposal_method_params():
+    """The chosen method's parameter section only, so that editing another method's keys reruns nothing. The
+    section is named after the method, EdgeBoxes' is `params` (kdwsd.proposals.METHOD_SECTIONS; not imported
+    here: that costs a second of OpenCV import on every DAG build); ground_truth has none."""
+    method = config["proposals"]["method"]
+    return config["proposals"].get("params" if method == "edgeboxes" else method, {})
 
 
 rule proposals:
@@ -11,7 +19,8 @@ rule proposals:
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         max_boxes=config["proposals"]["max_boxes"],
-        params=config["proposals"]["params"],
+        method=config["proposals"]["method"],
+        params=proposal_method_params(),
     threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
@@ -30,6 +39,7 @@ rule proposals_qc:
         qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:
         splits=proposal_splits(),
+        method=config["proposals"]["method"],
     conda:
         "../../envs/kdwsd.yaml"
     log:
