@@ -2,14 +2,6 @@
 # plus a QC table (kdwsd.stages.proposals).
 
 
-def proposal_method_params():
-    """The chosen method's parameter section only, so that editing another method's keys reruns nothing. The
-    section is named after the method, EdgeBoxes' is `params` (kdwsd.proposals.METHOD_SECTIONS; not imported
-    here: that costs a second of OpenCV import on every DAG build); ground_truth has none."""
-    method = config["proposals"]["method"]
-    return config["proposals"].get("params" if method == "edgeboxes" else method, {})
-
-
 rule proposals:
     input:
         data=dataset_files(),
@@ -19,8 +11,10 @@ rule proposals:
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         max_boxes=config["proposals"]["max_boxes"],
-        method=config["proposals"]["method"],
-        params=proposal_method_params(),
+        method=PROPOSAL_METHOD,
+        # Only the chosen method's section (named after it; EdgeBoxes' is `params`, ground truth has none,
+        # kdwsd.proposals.METHOD_SECTIONS), so that editing another method's keys reruns nothing.
+        params=config["proposals"].get(PROPOSAL_METHOD if PROPOSAL_METHOD != "edgeboxes" else "params", {}),
     threads: config["compute"]["proposal_processes"]
     conda:
         "../../envs/kdwsd.yaml"
@@ -39,7 +33,7 @@ rule proposals_qc:
         qc=report(f"{RUN}/proposals/qc.csv", caption="../report/proposals_qc.rst", category="Proposals"),
     params:
         splits=proposal_splits(),
-        method=config["proposals"]["method"],
+        method=PROPOSAL_METHOD,
     conda:
         "../../envs/kdwsd.yaml"
     log:
