@@ -18,17 +18,21 @@ if [[ ${1:-} == --configfile ]]; then
     base=()
     while [[ $# -gt 0 && $1 != -* ]]; do base+=("$1"); shift; done
 fi
-# The run name of the base configuration: the last file that sets `run`.
-run=$($PYTHON -c 'import sys, yaml
-run = None
+# The base run's name, proposal method and proposals.ablation (the last file that sets each; the schema's
+# defaults otherwise): one line "run method method...".
+read -r run methods <<<"$($PYTHON -c 'import sys, yaml
+schema = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))["properties"]["proposals"]["properties"]
+cfg = {"run": None, "method": schema["method"]["default"], "ablation": schema["ablation"]["default"]}
 for f in sys.argv[1:]:
-    run = (yaml.safe_load(open(f)) or {}).get("run", run)
-print(run)' "${base[@]}")
+    c = yaml.safe_load(open(f)) or {}
+    cfg["run"] = c.get("run", cfg["run"])
+    cfg.update({k: v for k, v in (c.get("proposals") or {}).items() if k in ("method", "ablation")})
+print(cfg["run"], *[m for m in cfg["ablation"] if m != cfg["method"]])' "${base[@]}")"
 start=$(date +%s)
-echo "== base run $run (the EdgeBoxes row)"
+echo "== base run $run (its own proposal source's row)"
 $SNAKEMAKE --cores all --configfile "${base[@]}" "$@"
-for overlay in config/ablation/*.yaml; do
-    method=$(basename "$overlay" .yaml)
+for method in $methods; do
+    overlay=config/ablation/$method.yaml
     echo "== $run-proposals-$method"
     # --config run=... keeps the variants of a non-default base apart (the overlays name the default's).
     $SNAKEMAKE --cores all --configfile "${base[@]}" "$overlay" --config "run=$run-proposals-$method" "$@"

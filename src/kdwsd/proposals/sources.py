@@ -272,8 +272,9 @@ def propose(
             raise ValueError(f"ground_truth proposals take no parameters, got {sorted(params)}")
         if not split.has_boxes:
             raise PipelineInputError(
-                f"proposals.method: ground_truth needs box annotations, and split '{split.name}' of this dataset has "
-                "none; use edgeboxes, selective_search or random (ground truth exists for synthetic and voc2007)")
+                split.paths[0].parent if len(split) else split.name, f"split {split.name}",
+                "proposals.method: ground_truth needs box annotations, and this dataset has none",
+                "use edgeboxes, selective_search or random (ground-truth boxes exist for synthetic and voc2007)")  # fmt: skip
         return _timed(lambda i: ground_truth_boxes(split.gt_boxes[i], max_boxes), rows)
     raise ValueError(f"unknown proposals.method {method!r}; use one of {list(PROPOSAL_METHODS)}")
 
