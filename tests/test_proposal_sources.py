@@ -134,7 +134,7 @@ def test_ground_truth_boxes_have_full_recall_and_score_one() -> None:
 
 
 def test_ground_truth_without_boxes_is_a_clear_error() -> None:
-    with pytest.raises(PipelineInputError, match="split train: proposals.method: ground_truth needs box annotations"):
+    with pytest.raises(PipelineInputError, match=r"split train: proposals\.method: ground_truth needs box annotations"):
         propose("ground_truth", _split(with_boxes=False), [0], 10)
 
 
@@ -145,7 +145,7 @@ def test_propose_dispatches_and_keeps_image_order() -> None:
     assert len(run.proposals) == 2 and run.processes == 1
     np.testing.assert_array_equal(run.proposals[0][0], random_boxes(102, 80, 120, 7, seed=3)[0])
     np.testing.assert_array_equal(run.proposals[1][0], random_boxes(100, 80, 120, 7, seed=3)[0])
-    with pytest.raises(ValueError, match="unknown proposals.method 'rpn'"):
+    with pytest.raises(ValueError, match=r"unknown proposals\.method 'rpn'"):
         propose("rpn", split, [0], 7)
     with pytest.raises(ValueError, match="no parameters"):
         propose("ground_truth", split, [0], 7, params={"seed": 1})
