@@ -274,7 +274,8 @@ def propose(
             raise PipelineInputError(
                 split.paths[0].parent if len(split) else split.name, f"split {split.name}",
                 "proposals.method: ground_truth needs box annotations, and this dataset has none",
-                "use edgeboxes, selective_search or random (ground-truth boxes exist for synthetic and voc2007)")  # fmt: skip
+                "use edgeboxes, selective_search or random (ground-truth boxes exist for synthetic and voc2007)",
+            )
         return _timed(lambda i: ground_truth_boxes(split.gt_boxes[i], max_boxes), rows)
     raise ValueError(f"unknown proposals.method {method!r}; use one of {list(PROPOSAL_METHODS)}")
 
