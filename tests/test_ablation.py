@@ -124,3 +124,35 @@ def test_ablation_target_end_to_end(tmp_path: Path) -> None:
     assert (results / "tinyab/ablation/table5.tex").exists() and (results / "tinyab/ablation/table5.md").exists()
     # The variant's proposals are the annotated boxes; the base's are random ones (recall far below 1).
     assert float(pd.read_csv(results / "tinyab/proposals/qc.csv")["recall_0.7"].max()) < 0.5
+
+
+def test_tools_ablation_sh_runs_each_variant_then_the_table(tmp_path: Path) -> None:
+    """The script's snakemake calls, with a stand-in snakemake that records them (and writes the table)."""
+    run = f"pytest-ablation-sh-{os.getpid()}"
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"run": run, "proposals": {"ablation": ["random", "ground_truth"]}}))
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake-snakemake"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                    'if [[ $1 == ablation ]]; then\n'
+                    f'  mkdir -p results/{run}/ablation\n  echo TABLE > results/{run}/ablation/table5.md\nfi\n')
+    fake.chmod(0o755)
+    try:
+        res = subprocess.run(["bash", str(REPO / "tools" / "ablation.sh"), "--configfile", str(DEFAULT), str(base)],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHON": sys.executable, "SNAKEMAKE": str(fake)})  # fmt: skip
+    finally:
+        table = REPO / "results" / run / "ablation" / "table5.md"
+        if table.exists():
+            table.unlink()
+            table.parent.rmdir()
+            table.parent.parent.rmdir()
+    assert res.returncode == 0, res.stderr
+    cfg = f"--configfile {DEFAULT} {base}"
+    assert calls.read_text().splitlines() == [
+        f"--cores all {cfg}",
+        f"--cores all {cfg} config/ablation/random.yaml --config run={run}-proposals-random",
+        f"--cores all {cfg} config/ablation/ground_truth.yaml --config run={run}-proposals-ground_truth",
+        f"ablation --cores all {cfg}",
+    ]
+    assert res.stdout.rstrip().endswith("TABLE")

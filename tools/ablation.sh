@@ -37,6 +37,7 @@ for method in $methods; do
     # --config run=... keeps the variants of a non-default base apart (the overlays name the default's).
     $SNAKEMAKE --cores all --configfile "${base[@]}" "$overlay" --config "run=$run-proposals-$method" "$@"
 done
-$SNAKEMAKE --cores all --configfile "${base[@]}" "$@" ablation
+# The target goes first: --configfile takes every following word up to the next option.
+$SNAKEMAKE ablation --cores all --configfile "${base[@]}" "$@"
 echo "wall time: $(( $(date +%s) - start )) s"
 cat "results/$run/ablation/table5.md"
