@@ -40,6 +40,7 @@ include: "workflow/rules/cache.smk"
 include: "workflow/rules/student.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ablation.smk"  # opt-in: `snakemake ablation` (paper Table 5)
 
 
 rule all:

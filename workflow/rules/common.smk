@@ -23,6 +23,7 @@ STUDENTS = config["student"]["experiments"]
 MODEL_PATTERN = f"({'|'.join(EXPERIMENTS)})(_seed[0-9]+)?"
 STAGE1_LIVE = config["student"]["stage1"]["teacher"] == "live"
 FIGURES = ("per_class_improvement", "examples", "training_curves")
+PROPOSAL_METHOD = config["proposals"]["method"]
 # Relative, so that moving or copying the working tree does not change every rule's input set.
 SRC = Path(os.path.relpath(Path(workflow.basedir) / "src" / "kdwsd"))
 
@@ -143,7 +144,10 @@ def pretrained_weights(section):
 
 
 def proposal_params():
-    """proposals.params with structured_model resolved to the fetched structured-edge model where it applies."""
+    """The parameters of the chosen proposal method (its config section: EdgeBoxes' is `params`, ground truth
+    has none), with EdgeBoxes' structured_model resolved to the fetched structured-edge model where it applies."""
+    if PROPOSAL_METHOD != "edgeboxes":
+        return dict(config["proposals"].get(PROPOSAL_METHOD, {}))
     params = dict(config["proposals"]["params"])
     model = fetched_file("structured_edges")
     if params["structured_model"] is None and params["edge_method"] != "gradient" and model:
@@ -167,3 +171,54 @@ def network(section):
     """The architecture keys of the teacher / student (what builds the network; no schedule, no DAG keys)."""
     keys = NETWORK_KEYS + (("tau_init",) if section == "student" else ())
     return {k: pretrained_weights(section) if k == "pretrained" else config[section][k] for k in keys}
+
+
+# The paper's Table 5 (workflow/rules/ablation.smk): this run's proposal source next to proposals.ablation.
+ABLATION_BASE = PROPOSAL_METHOD
+ABLATION_METHODS = [ABLATION_BASE] + [m for m in config["proposals"]["ablation"] if m != ABLATION_BASE]
+
+
+def ablation_run(method):
+    """The run directory of a Table 5 row: this run for its own source, a variant run for the others."""
+    return RUN if method == ABLATION_BASE else f"{RUN}-proposals-{method}"
+
+
+def ablation_configfiles():
+    return " ".join(os.path.relpath(f) for f in workflow.overwrite_configfiles) or "config/config.yaml"
+
+
+def ablation_command(method):
+    """The command that builds the variant run of ``method`` on top of this run's config files."""
+    import yaml
+
+    overlay = f"config/ablation/{method}.yaml"
+    cmd = f"snakemake --cores all --configfile {ablation_configfiles()} {overlay}"
+    variant = Path(ablation_run(method)).name
+    # The overlays name the default's variants; another base run needs its own name.
+    if not Path(overlay).exists() or yaml.safe_load(Path(overlay).read_text()).get("run") != variant:
+        cmd += f" --config run={variant}"
+    return cmd
+
+
+def ablation_files(kind):
+    """Input function: this run's and the variant runs' files of ``kind`` (teacher | students | qc), in
+    ABLATION_METHODS order. A missing variant file is an error naming the command that builds it (no rule of
+    this run can: each variant is its own run)."""
+    kd_models = [model_name("kd_full", s, SEEDS[0]) for s in SEEDS]
+    names = {"teacher": ["metrics/teacher.json"], "students": [f"metrics/{m}.json" for m in kd_models],
+             "qc": ["proposals/qc.csv"]}[kind]  # fmt: skip
+
+    def files(wildcards):
+        if "kd_full" not in STUDENTS:
+            raise ValueError("student.experiments: kd_full is missing; Table 5 compares the distilled students")
+        out = []
+        for method in ABLATION_METHODS:
+            paths = [f"{ablation_run(method)}/{n}" for n in names]
+            missing = [p for p in paths if method != ABLATION_BASE and not os.path.exists(p)]
+            if missing:
+                raise ValueError(f"{missing[0]}: the {method} row of Table 5 has no run yet. Build it with "
+                                 f"`{ablation_command(method)}` (or `bash tools/ablation.sh --configfile {ablation_configfiles()}`), then rerun the target")  # fmt: skip
+            out += paths
+        return out
+
+    return files

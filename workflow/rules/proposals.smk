@@ -1,5 +1,5 @@
-# Stage 2: EdgeBoxes proposals, one Snakemake job per shard (a cluster spreads them), plus a QC table
-# (kdwsd.stages.proposals).
+# Stage 2: proposals (EdgeBoxes, or proposals.method), one Snakemake job per shard (a cluster spreads them),
+# plus a QC table (kdwsd.stages.proposals).
 
 
 rule proposals:
@@ -12,6 +12,9 @@ rule proposals:
         timing=f"{RUN}/proposals/{{split}}/shard-{{shard}}-of-{{nshards}}.json",
     params:
         max_boxes=config["proposals"]["max_boxes"],
+        method=PROPOSAL_METHOD,
+        # Only the chosen method's section (EdgeBoxes' is `params`, ground truth has none;
+        # kdwsd.proposals.METHOD_SECTIONS), so that editing another method's keys reruns nothing.
         params=proposal_params(),
         on_bad_image=lambda w: on_bad_image(w.split),
     threads: config["compute"]["proposal_processes"]
@@ -40,6 +43,7 @@ rule proposals_qc:
     params:
         splits=proposal_splits(),
         max_boxes=config["proposals"]["max_boxes"],
+        method=PROPOSAL_METHOD,
         on_bad_image=on_bad_image("train"),
     conda:
         "../../envs/kdwsd.yaml"

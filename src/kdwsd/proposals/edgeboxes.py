@@ -7,10 +7,11 @@ pool. Every parameter has a default measured on real photographs (``docs/proposa
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -24,8 +25,11 @@ from kdwsd.proposals.edges import EdgeMapParams, compute_edge_maps
 __all__ = [
     "EdgeBoxesParams",
     "ProposalRun",
+    "check_image",
+    "check_max_boxes",
     "compute_proposals",
     "edge_boxes",
+    "map_images",
     "read_rgb",
     "split_params",
 ]
@@ -106,7 +110,8 @@ def split_params(params: Mapping[str, Any] | None = None) -> tuple[EdgeMapParams
     return edge_params, box_params
 
 
-def _check_image(image: np.ndarray) -> None:
+def check_image(image: np.ndarray) -> None:
+    """Raise ValueError unless ``image`` is a uint8 [H, W, 3] array of at least 2 x 2 pixels."""
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
@@ -115,6 +120,12 @@ def _check_image(image: np.ndarray) -> None:
         raise ValueError(f"image must have shape [H, W, 3] (RGB), got {image.shape}")
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise ValueError(f"image is too small: {image.shape}")
+
+
+def check_max_boxes(max_boxes: Any) -> None:
+    """Raise ValueError unless ``max_boxes`` is an integer >= 1."""
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int | np.integer) or max_boxes < 1:
+        raise ValueError(f"max_boxes must be an integer >= 1, got {max_boxes!r}")
 
 
 def _run_edge_boxes(
@@ -186,9 +197,8 @@ def edge_boxes(image: np.ndarray, max_boxes: int, **params: Any) -> tuple[np.nda
         ValueError: bad image (dtype, shape), ``max_boxes`` or parameter.
         FileNotFoundError: ``edge_method="structured"`` with a model path that does not exist.
     """
-    _check_image(image)
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int | np.integer) or max_boxes < 1:
-        raise ValueError(f"max_boxes must be an integer >= 1, got {max_boxes!r}")
+    check_image(image)
+    check_max_boxes(max_boxes)
     edge_params, box_params = split_params(params)
     return _run_edge_boxes(image, int(max_boxes), edge_params, box_params)
 
@@ -218,17 +228,70 @@ class ProposalRun(NamedTuple):
     processes: int
 
 
-# Worker-process state, set once by the pool initializer (plain values, sent to each worker once).
+# Worker-process state, set once by the pool initializer (the per-image function, sent to each worker once).
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(max_boxes: int, edge_params: EdgeMapParams, box_params: EdgeBoxesParams) -> None:
+def _init_worker(fn: Callable[[Any], tuple[np.ndarray, np.ndarray]]) -> None:
     cv2.setNumThreads(1)
-    _WORKER.update(max_boxes=max_boxes, edge_params=edge_params, box_params=box_params)
+    _WORKER["fn"] = fn
 
 
-def _worker_proposals(path: str) -> tuple[np.ndarray, np.ndarray]:
-    return _run_edge_boxes(read_rgb(path), _WORKER["max_boxes"], _WORKER["edge_params"], _WORKER["box_params"])
+def _worker_call(job: Any) -> tuple[np.ndarray, np.ndarray]:
+    return _WORKER["fn"](job)
+
+
+def _edge_boxes_file(path: str, *, max_boxes: int, edge_params: EdgeMapParams,
+                     box_params: EdgeBoxesParams) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    return _run_edge_boxes(read_rgb(path), max_boxes, edge_params, box_params)
+
+
+def map_images(
+    fn: Callable[[Any], tuple[np.ndarray, np.ndarray]],
+    jobs: Sequence[Any],
+    processes: int = 1,
+    *,
+    desc: str = "proposals",
+    progress: bool = True,
+    start_method: str | None = None,
+) -> ProposalRun:
+    """``fn(job)`` for every job (e.g. an image path) with a pool of one-OpenCV-thread worker processes.
+
+    ``fn`` must be picklable (a module-level function or a ``functools.partial`` of one) when ``start_method``
+    is ``"spawn"``. ``start_method`` defaults to ``"fork"`` where available (safe for Snakemake ``script:``
+    files, which ``"spawn"`` would re-execute in every worker), else ``"spawn"``.
+
+    Returns:
+        :class:`ProposalRun` with the results in job order and the timing.
+    """
+    if int(processes) < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    processes = max(1, min(int(processes), len(jobs)))
+    bar = tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress)
+    start = time.perf_counter()
+    results: list[tuple[np.ndarray, np.ndarray]] = []
+    if processes == 1:
+        previous_threads = cv2.getNumThreads()
+        try:
+            _init_worker(fn)
+            for job in jobs:
+                results.append(_worker_call(job))
+                bar.update()
+        finally:
+            cv2.setNumThreads(previous_threads)
+            _WORKER.clear()
+    else:
+        if start_method is None:
+            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(start_method)
+        with context.Pool(processes, initializer=_init_worker, initargs=(fn,)) as pool:
+            for result in pool.imap(_worker_call, jobs, chunksize=1):
+                results.append(result)
+                bar.update()
+    bar.close()
+    seconds = time.perf_counter() - start
+    rate = len(jobs) / seconds if jobs and seconds > 0 else float("nan")
+    return ProposalRun(results, seconds, rate, processes)
 
 
 def compute_proposals(
@@ -251,9 +314,7 @@ def compute_proposals(
         processes: worker processes; 1 runs in this process.
         params: keyword parameters of :func:`edge_boxes` (e.g. the YAML ``proposals`` block).
         progress: show a tqdm progress bar.
-        start_method: multiprocessing start method; default ``"fork"`` where available (safe for
-            Snakemake ``script:`` files, which ``"spawn"`` would re-execute in every worker), else
-            ``"spawn"``.
+        start_method: multiprocessing start method (see :func:`map_images`).
 
     Returns:
         :class:`ProposalRun` with one ``(boxes, scores)`` per image, in input order, and the timing.
@@ -261,36 +322,10 @@ def compute_proposals(
     Raises:
         ValueError: naming the file, when an image cannot be read; or a bad parameter.
     """
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int | np.integer) or max_boxes < 1:
-        raise ValueError(f"max_boxes must be an integer >= 1, got {max_boxes!r}")
+    check_max_boxes(max_boxes)
     if int(processes) < 1:
         raise ValueError(f"processes must be >= 1, got {processes}")
     edge_params, box_params = split_params(params)
-    paths = [os.fspath(p) for p in image_paths]
-    processes = max(1, min(int(processes), len(paths)))
-    init_args = (int(max_boxes), edge_params, box_params)
-    bar = tqdm(total=len(paths), desc="EdgeBoxes", unit="img", disable=not progress)
-    start = time.perf_counter()
-    proposals: list[tuple[np.ndarray, np.ndarray]] = []
-    if processes == 1:
-        previous_threads = cv2.getNumThreads()
-        try:
-            _init_worker(*init_args)
-            for path in paths:
-                proposals.append(_worker_proposals(path))
-                bar.update()
-        finally:
-            cv2.setNumThreads(previous_threads)
-            _WORKER.clear()
-    else:
-        if start_method is None:
-            start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(start_method)
-        with context.Pool(processes, initializer=_init_worker, initargs=init_args) as pool:
-            for result in pool.imap(_worker_proposals, paths, chunksize=1):
-                proposals.append(result)
-                bar.update()
-    bar.close()
-    seconds = time.perf_counter() - start
-    rate = len(paths) / seconds if paths and seconds > 0 else float("nan")
-    return ProposalRun(proposals, seconds, rate, processes)
+    fn = functools.partial(_edge_boxes_file, max_boxes=int(max_boxes), edge_params=edge_params, box_params=box_params)
+    return map_images(fn, [os.fspath(p) for p in image_paths], processes, desc="EdgeBoxes", progress=progress,
+                      start_method=start_method)  # fmt: skip
