@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import warnings
 
 import numpy as np
@@ -358,14 +357,14 @@ def test_validation_of_options_and_1d_api() -> None:
         per_class_table(np.zeros((3, 2)), np.zeros((2, 2)))
 
 
-def test_speed_40k_by_80() -> None:
+def test_coco_sized_input_with_ties() -> None:
+    """COCO's test size (40k x 80) with heavy ties (3 decimals) goes through (speed: benchmarks/metrics_speed.py)."""
     rng = np.random.default_rng(0)
     y = rng.random((40_000, 80)) < 0.03
     y[0] = True
     s = np.round(rng.random((40_000, 80)).astype(np.float32), 3)
-    t0 = time.perf_counter()
-    multilabel_metrics(s, y)
-    assert time.perf_counter() - t0 < 5.0  # ~0.5-1 s on a 2-core machine
+    m = multilabel_metrics(s, y)
+    assert 0.0 < m["mAP"] < 0.2  # random scores: AP near the positive rate
 
 
 def test_per_class_table_is_dataframe_float64() -> None:

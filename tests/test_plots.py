@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -287,9 +288,15 @@ def test_plot_recall_vs_boxes(tmp_path: Path) -> None:
         plot_recall_vs_boxes(pd.DataFrame({"n": [1]}), tmp_path / "x.png")
 
 
-def test_no_pyplot_state() -> None:
-    # the module draws on Figure objects; importing and using it must not create pyplot figures
-    if "matplotlib.pyplot" in sys.modules:
-        import matplotlib.pyplot as plt
-
-        assert plt.get_fignums() == []
+def test_no_pyplot_state(tmp_path) -> None:
+    """The module draws on Figure objects: using it imports no pyplot (no global figure state, no GUI backend),
+    checked in a fresh interpreter, where nothing else could have imported pyplot."""
+    code = (
+        "import sys, numpy as np; from kdwsd.plots import plot_per_class_improvement; "
+        "plot_per_class_improvement(['a', 'b'], np.array([0.1, -0.05]), np.array([5, 3]), "
+        f"{str(tmp_path / 'p.png')!r}, formats=()); print('matplotlib.pyplot' in sys.modules)"
+    )  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "p.png").stat().st_size > 1000

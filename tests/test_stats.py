@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import numpy as np
@@ -65,13 +64,12 @@ def test_bootstrap_enumerated_two_images() -> None:
     assert (m, low, high) == (0.5, 0.5, 1.0)
 
 
-def test_bootstrap_speed_400x10() -> None:
+def test_bootstrap_interval_brackets_the_estimate_400x10() -> None:
+    """The default's test size (speed: benchmarks/metrics_speed.py)."""
     rng = np.random.default_rng(0)
     labels = rng.random((400, 10)) < 0.1
     scores = rng.random((400, 10)) + 0.5 * labels
-    t0 = time.perf_counter()
     m, low, high = bootstrap_map_ci(scores, labels, n_boot=1000)
-    assert time.perf_counter() - t0 < 5.0  # ~0.3 s here; generous for a shared CPU
     assert low < m < high and high - low < 0.2
 
 

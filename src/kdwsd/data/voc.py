@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kdwsd.data.coco import (
+from kdwsd.data.common import (
     MAX_EXAMPLES,
     labels_sha256,
     now_iso,
