@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_staleness import (
+    REPO,
     RUN,
     assert_nothing_to_do,
     copy_run,
@@ -214,6 +215,8 @@ def test_restore_touches_only_what_dvc_vouches_for(tmp_path: Path) -> None:
     for name, text in {"Snakefile": TOY_SNAKEFILE, "dvc.yaml": TOY_DVC, "config.yaml": "k: 1\n", "in.txt": "x\n",
                        ".gitignore": ".snakemake/\n"}.items():  # fmt: skip
         (repo / name).write_text(text)
+    (repo / "tools").mkdir()  # the DVC stage's command is the repository's tools/versioning.py
+    shutil.copy2(REPO / "tools" / "versioning.py", repo / "tools" / "versioning.py")
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "dvc", "init", "-q")
     sh(repo, "dvc", "repro")

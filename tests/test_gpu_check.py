@@ -11,7 +11,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("teacher train", "teacher cache", "stage 1", "stage 2", "evaluation")
+STAGES = ("teacher train", "teacher cache", "stage 1 (live teacher)", "stage 1 (cached)", "stage 2", "evaluation")
 
 
 def _env() -> dict[str, str]:
