@@ -160,7 +160,7 @@ def fetched_inputs(*sections):
     weights of the named network sections and, with "proposals", the structured-edge model."""
     files = [pretrained_weights(s) for s in sections if s != "proposals"]
     if "proposals" in sections:
-        files.append(proposal_params()["structured_model"])
+        files.append(proposal_params().get("structured_model"))  # EdgeBoxes only
     return sorted({f for f in files if f not in (None, "none", "imagenet")})
 
 
