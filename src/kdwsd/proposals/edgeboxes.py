@@ -128,16 +128,24 @@ def check_max_boxes(max_boxes: Any) -> None:
         raise ValueError(f"max_boxes must be an integer >= 1, got {max_boxes!r}")
 
 
+def working_image(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
+    """The image shrunk (never enlarged, area interpolation) so that its longer side is at most ``max_side``
+    (None: as is), and the scale applied: proposal methods search at this working resolution and divide
+    their boxes by the scale to return to the original pixels."""
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, 1.0
+    scale = max_side / max(height, width)
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
 def _run_edge_boxes(
     image: np.ndarray, max_boxes: int, edge_params: EdgeMapParams, box_params: EdgeBoxesParams
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`edge_boxes` on an already validated image with already validated parameters."""
     height, width = image.shape[:2]
-    scale = 1.0
-    if box_params.max_side is not None and max(height, width) > box_params.max_side:
-        scale = box_params.max_side / max(height, width)
-        size = (max(2, round(width * scale)), max(2, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image, scale = working_image(image, box_params.max_side)
     edges, orientation = compute_edge_maps(np.ascontiguousarray(image), edge_params)
 
     eb = cv2.ximgproc.createEdgeBoxes(

@@ -41,6 +41,7 @@ from kdwsd.proposals.edgeboxes import (
     compute_proposals,
     map_images,
     read_rgb,
+    working_image,
 )
 
 __all__ = [
@@ -137,11 +138,7 @@ def _run_selective_search(image: np.ndarray, max_boxes: int, params: SelectiveSe
                           image_id: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """:func:`selective_search` on a validated image with validated parameters."""
     height, width = image.shape[:2]
-    scale = 1.0
-    if params.max_side is not None and max(height, width) > params.max_side:
-        scale = params.max_side / max(height, width)
-        size = (max(2, round(width * scale)), max(2, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    image, scale = working_image(image, params.max_side)
     ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
     ss.setBaseImage(np.ascontiguousarray(image[:, :, ::-1]))  # OpenCV expects BGR
     if params.mode == "fast":
