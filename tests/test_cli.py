@@ -135,6 +135,39 @@ def test_teacher_predict_matches_wsddn_and_draws_boxes(files: dict, tmp_path: Pa
         assert drawn.shape == (h, w, 3) and not np.array_equal(drawn, cv2.imread(str(p)))
 
 
+def test_teacher_scores_new_images_with_its_own_proposal_method(files: dict, tmp_path: Path, capsys) -> None:
+    from kdwsd.proposals import read_rgb, selective_search
+
+    ss = write_teacher(tmp_path / "ss.pt", proposals={"method": "selective_search", "max_boxes": 30,
+                                                      "params": {"mode": "fast", "seed": 3}})  # fmt: skip
+    pred = kdwsd.load_model(ss, device="cpu")
+    assert pred.proposal_method == "selective_search"
+    img = files["images"][1]
+    ref, _ = selective_search(read_rgb(img), 30, mode="fast", seed=3)
+    np.testing.assert_array_equal(pred.prepare(str(img))["boxes_orig"], ref[:20])  # num_rois 20 of max_boxes 30
+
+    gt = write_teacher(tmp_path / "gt.pt", proposals={"method": "ground_truth", "max_boxes": 30, "params": {}})
+    with pytest.raises(ValueError, match="ground-truth boxes.*--proposals"):
+        kdwsd.load_model(gt, device="cpu")
+    assert main(["predict", str(gt), str(img), "--device", "cpu"]) == 2
+    assert "--proposals" in capsys.readouterr().err
+    assert main(["predict", str(gt), str(img), "--device", "cpu", "--proposals", "random"]) == 0
+
+
+def test_teacher_finds_its_structured_edge_model_from_a_relative_path(tmp_path: Path, capsys) -> None:
+    params = {"edge_method": "structured", "structured_model": "pretrained/model.yml.gz"}
+    model = write_teacher(tmp_path / "results" / "run" / "models" / "teacher.pt",
+                          proposals={"method": "edgeboxes", "max_boxes": 30, "params": params})  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="pretrained/model.yml.gz.*--structured-model"):
+        kdwsd.load_model(model, device="cpu")
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "model.yml.gz").write_bytes(b"x")
+    found = kdwsd.load_model(model, device="cpu").proposal_params["structured_model"]
+    assert found == str(tmp_path / "pretrained" / "model.yml.gz")  # the workflow directory above results/
+    mine = tmp_path / "elsewhere.yml.gz"
+    assert kdwsd.load_model(model, device="cpu", structured_model=mine).proposal_params["structured_model"] == str(mine)
+
+
 def test_draw_boxes_refused_for_a_student(files: dict, capsys) -> None:
     rc = main(["predict", str(files["student"]), str(files["images"][0]), "--draw-boxes", "x", "--device", "cpu"])
     assert rc == 2 and "teacher" in capsys.readouterr().err

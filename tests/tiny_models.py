@@ -41,13 +41,13 @@ def write_student(path: Path, norm: str = "torchvision") -> Path:
     return path
 
 
-def write_teacher(path: Path, norm: str = "torchvision") -> Path:
+def write_teacher(path: Path, norm: str = "torchvision", proposals: dict | None = None) -> Path:
     torch.manual_seed(0)
     model = WSDDN(len(CLASSES), box_score_scale=10.0, box_score_bias=1.0, **NET)
     _perturb(model, 2)
     cfg = {"rois": 20, "network": {"backbone": "small"}}
     save_model_file(path, model, teacher_metadata(classes=CLASSES, config=cfg, norm=norm, frame_size=FRAME, rois=20,
-                                                  proposals={"max_boxes": 30, "params": {}}))  # fmt: skip
+                                                  proposals=proposals or {"max_boxes": 30, "params": {}}))  # fmt: skip
     return path
 
 

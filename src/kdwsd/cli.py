@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Use a model trained by the kdwsd pipeline (results/<run>/models/*.pt): label your own "
         "images, export the student for deployment, or show what a model file holds.",
         epilog="Students (baseline.pt, kd_full.pt, ...) are the small fast classifiers; teacher.pt is the WSDDN "
-        "detector (slower: it computes EdgeBoxes proposals per image). Run 'kdwsd COMMAND --help' for details.",
+        "detector (slower: it computes proposals per image, EdgeBoxes by default). Run 'kdwsd COMMAND --help' for details.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per network call (default 32)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="threads reading and resizing images (default min(4, CPUs))")
+    p.add_argument("--proposals", default=None, choices=["edgeboxes", "selective_search", "random"],
+                   help="teacher only: the proposal method for your images (default: the one it was trained with)")
+    p.add_argument("--structured-model", type=Path, default=None, metavar="FILE",
+                   help="teacher only: OpenCV's structured-edge model (model.yml.gz), when the path the model file "
+                   "records is not found")
     p.add_argument("--draw-boxes", type=Path, default=None, metavar="DIR",
                    help="teacher only: write each image with the best box of each printed label to DIR/<name>.png")
     p.set_defaults(func=_predict)
@@ -90,7 +95,8 @@ def _predict(args: argparse.Namespace) -> int:
         _err("--top-k must be >= 1")
         return EXIT_USAGE
     threshold = args.threshold if args.threshold is not None else (None if args.top_k is not None else 0.5)
-    predictor = load_model(args.model, device=args.device, workers=args.workers)
+    predictor = load_model(args.model, device=args.device, workers=args.workers, proposals=args.proposals,
+                           structured_model=args.structured_model)  # fmt: skip
     if args.draw_boxes is not None and predictor.kind != "teacher":
         _err(f"--draw-boxes needs the teacher (WSDDN) model; {args.model} is a student, which has no boxes")
         return EXIT_USAGE

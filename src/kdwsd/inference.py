@@ -6,8 +6,8 @@ The predictor reproduces the evaluation preprocessing exactly, from what the mod
   kept: the teacher frame), :func:`kdwsd.data.dataset.normalise` with the file's ``norm``, then the
   in-network bilinear resize (``align_corners=True``) to ``input_size``² (:func:`student_input`);
   scores are ``sigmoid(z)`` in fp32 — equal to :func:`kdwsd.evaluate.predict_student`.
-* teacher (WSDDN): EdgeBoxes proposals of the original image (:func:`kdwsd.proposals.edge_boxes`, top
-  ``num_rois``), the image warped to ``test_size``² with its boxes (:func:`kdwsd.boxes.warp_boxes`), image
+* teacher (WSDDN): proposals of the original image by the method it was trained with (EdgeBoxes by default;
+  :func:`kdwsd.proposals.propose_image`, top ``num_rois``), the image warped to ``test_size``² with its boxes (:func:`kdwsd.boxes.warp_boxes`), image
   scores ``Σ_r softmax_c ⊙ softmax_r`` (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the
   highest-scoring proposal in original pixels.
 
@@ -145,7 +145,8 @@ class Predictor:
         classes: the C class names, in score order.
     """
 
-    def __init__(self, info: ModelInfo, device: str = "auto", workers: int | None = None) -> None:
+    def __init__(self, info: ModelInfo, device: str = "auto", workers: int | None = None,
+                 proposals: str | None = None, structured_model: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
         if info.kind == "student" and info.frame_size is None:
             raise ValueError(f"model file {info.path} does not record the frame size the student was trained at "
                              f"(a pre-format-2 file): set info.frame_size to the config's teacher.test_size "
@@ -160,7 +161,19 @@ class Predictor:
             props = info.proposals or {}
             self.num_rois = int(info.rois or props.get("max_boxes", 100))
             self.max_boxes = int(props.get("max_boxes", self.num_rois))
-            self.proposal_params = dict(props.get("params") or {})
+            trained_with = str(props.get("method", "edgeboxes"))
+            self.proposal_method = proposals or trained_with
+            # Another method's parameters do not apply: the chosen method's defaults then.
+            self.proposal_params = dict(props.get("params") or {}) if self.proposal_method == trained_with else {}
+            if self.proposal_method == "ground_truth":
+                raise ValueError(f"teacher {info.path} was trained on ground-truth boxes (the Table 5 oracle), which "
+                                 f"a new image does not have: choose the proposals to score it with (kdwsd predict "
+                                 f"--proposals edgeboxes | selective_search | random)")  # fmt: skip
+            if structured_model is not None:
+                self.proposal_params["structured_model"] = os.fspath(structured_model)
+            elif self.proposal_params.get("structured_model"):
+                self.proposal_params["structured_model"] = _find_beside(self.proposal_params["structured_model"],
+                                                                        info.path)  # fmt: skip
 
     def __repr__(self) -> str:
         return (f"Predictor({self.kind}, {len(self.classes)} classes, frame {self.info.frame_size}, input "
@@ -175,9 +188,10 @@ class Predictor:
         out: dict[str, Any] = {"hw": bgr.shape[:2]}
         out["frame"] = normalise(cv2.resize(bgr, (f, f), interpolation=cv2.INTER_LINEAR), self.info.norm)
         if self.kind == "teacher":
-            from kdwsd.proposals import edge_boxes
+            from kdwsd.proposals import propose_image
 
-            boxes, scores = edge_boxes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_boxes, **self.proposal_params)
+            boxes, scores = propose_image(self.proposal_method, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.max_boxes,
+                                          self.proposal_params)  # fmt: skip
             boxes, scores = boxes[: self.num_rois], scores[: self.num_rois]
             if len(boxes) == 0:  # no edges at all: score the whole image as the one region
                 h, w = bgr.shape[:2]
@@ -327,6 +341,19 @@ def draw_boxes(image_bgr: np.ndarray, prediction: Prediction) -> np.ndarray:
     return out
 
 
+def _find_beside(path: str, model_path: str) -> str:
+    """A file a model file names (the run's structured-edge model; relative paths are relative to the workflow
+    directory): as given, else, when relative, from a folder above the model file."""
+    if os.path.exists(path):
+        return path
+    if not os.path.isabs(path):
+        for folder in Path(model_path).resolve().parents:
+            if (folder / path).exists():
+                return str(folder / path)
+    raise FileNotFoundError(f"{model_path} scores proposals on structured edges from {path}, found neither from "
+                            f"here nor above the model file: pass your copy (kdwsd predict --structured-model FILE)")
+
+
 def _source_name(image: ImageLike, i: int) -> str:
     if isinstance(image, str | os.PathLike):
         return os.fspath(image)
@@ -351,6 +378,8 @@ def load_model(
     expect_kind: str | None = None,
     expect_classes: int | Sequence[str] | None = None,
     workers: int | None = None,
+    proposals: str | None = None,
+    structured_model: str | os.PathLike[str] | None = None,
 ) -> Predictor:
     """Load a kdwsd model file (``weights_only=True``) as a :class:`Predictor`.
 
@@ -360,9 +389,13 @@ def load_model(
         expect_kind: ``student`` / ``teacher`` to refuse the other; expect_classes: a class count or the
             class names in order, to refuse a model trained on another label set.
         workers: threads decoding and resizing images (default: min(4, CPUs)).
+        proposals: teacher only: the proposal method for new images (default: the one it was trained with,
+            recorded in the file; a teacher trained on ground-truth boxes needs one).
+        structured_model: teacher only: the structured-edge model file, when the path the file records (relative
+            to the workflow directory) is not found from here or above the model file.
     Raises:
         kdwsd.modelfile.ModelFileError: naming the file and both values on a kind / class mismatch.
     """
     classes = expect_classes if expect_classes is None or isinstance(expect_classes, int) else list(expect_classes)
     info = read_model_file(path, expect_kind=expect_kind, expect_classes=classes)
-    return Predictor(info, device=device, workers=workers)
+    return Predictor(info, device=device, workers=workers, proposals=proposals, structured_model=structured_model)

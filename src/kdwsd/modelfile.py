@@ -136,11 +136,12 @@ def teacher_metadata(
         classes, norm: as :func:`student_metadata`; config: the teacher's training recipe.
         frame_size: the single-scale frame the teacher scores images at (``teacher.test_size``).
         rois: the proposals per image it takes (``teacher.rois``).
-        proposals: the ``proposals`` config section (``max_boxes``, ``params``) so that a user's image gets
-            the same EdgeBoxes as training; None records nothing (the defaults of
-            :func:`kdwsd.proposals.edge_boxes` are used then).
+        proposals: how the training proposals were made (``method``, default ``edgeboxes``; ``max_boxes``;
+            ``params``, the method's parameters) so that a user's image gets the same kind of boxes; None
+            records nothing (EdgeBoxes with the defaults of :func:`kdwsd.proposals.edge_boxes` then).
     """
-    props = None if proposals is None else {"max_boxes": int(proposals["max_boxes"]),
+    props = None if proposals is None else {"method": str(proposals.get("method", "edgeboxes")),
+                                            "max_boxes": int(proposals["max_boxes"]),
                                             "params": dict(proposals.get("params") or {})}  # fmt: skip
     return {
         "format_version": FORMAT_VERSION, "kind": "teacher", "classes": list(classes), "config": config,

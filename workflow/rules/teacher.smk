@@ -22,7 +22,8 @@ rule teacher:
         device=config["device"],
         checkpoints=f"{RUN}/checkpoints/teacher",
         frame=config["teacher"]["test_size"],
-        proposal_config={"max_boxes": config["proposals"]["max_boxes"], "params": proposal_params()},
+        proposal_config={"method": PROPOSAL_METHOD, "max_boxes": config["proposals"]["max_boxes"],
+                         "params": proposal_params()},
         on_bad_image=on_bad_image("train"),
     threads: 2
     resources:

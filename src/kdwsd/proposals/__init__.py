@@ -36,6 +36,7 @@ from kdwsd.proposals.sources import (
     SelectiveSearchParams,
     ground_truth_boxes,
     propose,
+    propose_image,
     random_boxes,
     selective_search,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "ground_truth_boxes",
     "map_images",
     "propose",
+    "propose_image",
     "qc_row",
     "random_boxes",
     "read_rgb",

@@ -39,6 +39,7 @@ from kdwsd.proposals.edgeboxes import (
     check_image,
     check_max_boxes,
     compute_proposals,
+    edge_boxes,
     map_images,
     read_rgb,
     working_image,
@@ -51,6 +52,7 @@ __all__ = [
     "SelectiveSearchParams",
     "ground_truth_boxes",
     "propose",
+    "propose_image",
     "random_boxes",
     "selective_search",
 ]
@@ -216,6 +218,27 @@ def ground_truth_boxes(gt: Sequence[tuple[int, np.ndarray]], max_boxes: int) -> 
     _, first = np.unique(boxes, axis=0, return_index=True)
     boxes = boxes[np.sort(first)][:max_boxes]
     return boxes, np.ones(len(boxes), np.float32)
+
+
+def propose_image(method: str, image: np.ndarray, max_boxes: int, params: Mapping[str, Any] | None = None,
+                  *, image_id: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Proposals of ``method`` for one uint8 [H, W, 3] RGB image that belongs to no prepared split (a user's
+    photo given to ``kdwsd predict``): the same boxes :func:`propose` gives for that image in a split.
+
+    Raises:
+        ValueError: an unknown method or parameter, or ``ground_truth`` (a new image has no annotations).
+    """
+    if method == "edgeboxes":
+        return edge_boxes(image, max_boxes, **dict(params or {}))
+    if method == "selective_search":
+        return selective_search(image, max_boxes, image_id=image_id, **dict(params or {}))
+    if method == "random":
+        check_image(image)
+        return random_boxes(image_id, image.shape[0], image.shape[1], max_boxes, **dict(params or {}))
+    if method == "ground_truth":
+        raise ValueError("proposals.method ground_truth needs annotated boxes, which a new image does not have; "
+                         "choose edgeboxes, selective_search or random")  # fmt: skip
+    raise ValueError(f"unknown proposals.method {method!r}; use one of {list(PROPOSAL_METHODS)}")
 
 
 def _timed(fn: Callable[[int], tuple[np.ndarray, np.ndarray]], rows: Sequence[int]) -> ProposalRun:
