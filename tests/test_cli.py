@@ -147,7 +147,7 @@ def test_teacher_scores_new_images_with_its_own_proposal_method(files: dict, tmp
     np.testing.assert_array_equal(pred.prepare(str(img))["boxes_orig"], ref[:20])  # num_rois 20 of max_boxes 30
 
     gt = write_teacher(tmp_path / "gt.pt", proposals={"method": "ground_truth", "max_boxes": 30, "params": {}})
-    with pytest.raises(ValueError, match="ground-truth boxes.*--proposals"):
+    with pytest.raises(ValueError, match=r"ground-truth boxes.*--proposals"):
         kdwsd.load_model(gt, device="cpu")
     assert main(["predict", str(gt), str(img), "--device", "cpu"]) == 2
     assert "--proposals" in capsys.readouterr().err
@@ -158,7 +158,7 @@ def test_teacher_finds_its_structured_edge_model_from_a_relative_path(tmp_path: 
     params = {"edge_method": "structured", "structured_model": "pretrained/model.yml.gz"}
     model = write_teacher(tmp_path / "results" / "run" / "models" / "teacher.pt",
                           proposals={"method": "edgeboxes", "max_boxes": 30, "params": params})  # fmt: skip
-    with pytest.raises(FileNotFoundError, match="pretrained/model.yml.gz.*--structured-model"):
+    with pytest.raises(FileNotFoundError, match=r"pretrained/model\.yml\.gz.*--structured-model"):
         kdwsd.load_model(model, device="cpu")
     (tmp_path / "pretrained").mkdir()
     (tmp_path / "pretrained" / "model.yml.gz").write_bytes(b"x")

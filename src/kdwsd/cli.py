@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Use a model trained by the kdwsd pipeline (results/<run>/models/*.pt): label your own "
         "images, export the student for deployment, or show what a model file holds.",
         epilog="Students (baseline.pt, kd_full.pt, ...) are the small fast classifiers; teacher.pt is the WSDDN "
-        "detector (slower: it computes proposals per image, EdgeBoxes by default). Run 'kdwsd COMMAND --help' for details.",
+        "detector (slower: it computes proposals per image, EdgeBoxes by default). Run 'kdwsd COMMAND --help' for "
+        "details.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -7,8 +7,8 @@ The predictor reproduces the evaluation preprocessing exactly, from what the mod
   in-network bilinear resize (``align_corners=True``) to ``input_size``² (:func:`student_input`);
   scores are ``sigmoid(z)`` in fp32 — equal to :func:`kdwsd.evaluate.predict_student`.
 * teacher (WSDDN): proposals of the original image by the method it was trained with (EdgeBoxes by default;
-  :func:`kdwsd.proposals.propose_image`, top ``num_rois``), the image warped to ``test_size``² with its boxes (:func:`kdwsd.boxes.warp_boxes`), image
-  scores ``Σ_r softmax_c ⊙ softmax_r`` (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the
+  :func:`kdwsd.proposals.propose_image`, top ``num_rois``), the image warped to ``test_size``² with its
+  boxes (:func:`kdwsd.boxes.warp_boxes`), image scores ``Σ_r softmax_c ⊙ softmax_r`` (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the
   highest-scoring proposal in original pixels.
 
 Decoding and resizing run in a thread pool (OpenCV releases the GIL) while the network runs on the
@@ -145,8 +145,14 @@ class Predictor:
         classes: the C class names, in score order.
     """
 
-    def __init__(self, info: ModelInfo, device: str = "auto", workers: int | None = None,
-                 proposals: str | None = None, structured_model: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        info: ModelInfo,
+        device: str = "auto",
+        workers: int | None = None,
+        proposals: str | None = None,
+        structured_model: str | os.PathLike[str] | None = None,
+    ) -> None:
         if info.kind == "student" and info.frame_size is None:
             raise ValueError(f"model file {info.path} does not record the frame size the student was trained at "
                              f"(a pre-format-2 file): set info.frame_size to the config's teacher.test_size "
