@@ -8,8 +8,8 @@ The predictor reproduces the evaluation preprocessing exactly, from what the mod
   scores are ``sigmoid(z)`` in fp32 — equal to :func:`kdwsd.evaluate.predict_student`.
 * teacher (WSDDN): proposals of the original image by the method it was trained with (EdgeBoxes by default;
   :func:`kdwsd.proposals.propose_image`, top ``num_rois``), the image warped to ``test_size``² with its
-  boxes (:func:`kdwsd.boxes.warp_boxes`), image scores ``Σ_r softmax_c ⊙ softmax_r`` (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the
-  highest-scoring proposal in original pixels.
+  boxes (:func:`kdwsd.boxes.warp_boxes`), image scores ``Σ_r softmax_c ⊙ softmax_r``
+  (:func:`kdwsd.models.teacher.wsddn_scores`) and, per class, the highest-scoring proposal in original pixels.
 
 Decoding and resizing run in a thread pool (OpenCV releases the GIL) while the network runs on the
 previous batch.
