@@ -100,3 +100,20 @@ def test_grouping_uses_the_registry_order_and_seed_names(run_files: dict) -> Non
     grouped = group_by_experiment(run_files["files"], EXPERIMENTS, SEEDS)
     assert list(grouped)[:3] == ["baseline", "teacher", "baseline_long"]
     assert sorted(grouped["kd_full"]) == SEEDS
+
+
+def test_readme_dag_wall_time_from_benchmark_records(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from readme_results import dag_times
+
+    # Two jobs in parallel (0-100 s and 20-80 s), then one after them (100-130 s): the DAG took 130 s.
+    for name, end, seconds in [("a", 1100.0, 100.0), ("b", 1080.0, 60.0), ("c", 1130.0, 30.0)]:
+        f = tmp_path / f"{name}.tsv"
+        f.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t1\n")
+        os.utime(f, (end, end))
+    assert dag_times(tmp_path) == (190.0, 130.0)
+    os.utime(tmp_path / "c.tsv", (5000.0, 5000.0))  # rebuilt later: the span says nothing about one DAG
+    assert dag_times(tmp_path) == (190.0, None)

@@ -1,0 +1,88 @@
+"""`kdwsd predict` throughput against the student network's, on a finished run (CPU by default).
+
+Reads the student's images/s measured by the efficiency stage (``<run>/efficiency.json``: network only, on
+frames already decoded and normalised) and times, on the run's test images:
+
+* ``network``: the same measurement here, now (the machine may be busier or idler than during the run);
+* ``predict``: :meth:`kdwsd.inference.Predictor.iter_predict` on the image files (decode, resize, normalise
+  and network: what ``kdwsd predict FOLDER`` does, without printing), best of ``--repeat`` passes (the first
+  pass also warms the OS file cache);
+* the cost of each preprocessing step alone, per image, on one thread.
+
+    PYTHONPATH=src python benchmarks/predict_speed.py [--run results/synthetic] [--model kd_full] [--images 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from kdwsd.data.dataset import normalise
+from kdwsd.data.prepared import load_split
+from kdwsd.inference import load_model
+from kdwsd.models.student import student_input
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=Path("results/synthetic"))
+    ap.add_argument("--model", default="kd_full", help="model name under <run>/models/")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--images", type=int, default=400, help="images timed (the split's first N)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None, help="predict's decode threads (default: its own)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+
+    paths = [str(p) for p in load_split(args.run / "data", args.split).paths[: args.images]]
+    pred = load_model(args.run / "models" / f"{args.model}.pt", device="cpu", workers=args.workers)
+    frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
+    recorded = json.loads((args.run / "efficiency.json").read_text())["student"]["images_per_s"]
+
+    bgr = [cv2.imread(p) for p in paths]
+    resized = [cv2.resize(b, (frame, frame)) for b in bgr]
+    frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized]))
+    batches = frames.split(args.batch_size)
+
+    @torch.no_grad()
+    def network() -> None:
+        for x in batches:
+            torch.sigmoid(pred.model(student_input(x, size)))
+
+    network()  # warm-up
+    net_rate = len(paths) / _best(network, args.repeat)
+    predict_rate = len(paths) / _best(lambda: sum(1 for _ in pred.iter_predict(paths, batch_size=args.batch_size)),
+                                      args.repeat)  # fmt: skip
+    steps = {
+        "decode (cv2.imread)": lambda: [cv2.imread(p) for p in paths],
+        f"resize to the {frame}px frame": lambda: [cv2.resize(b, (frame, frame)) for b in bgr],
+        "normalise": lambda: [normalise(f, norm) for f in resized],
+    }
+    print(f"model {args.model} ({pred.kind}, frame {frame}, input {size}, {norm}), {len(paths)} {args.split} images, "
+          f"batch {args.batch_size}, torch threads {torch.get_num_threads()}, predict workers {pred.workers}")
+    print(f"  efficiency stage (recorded in the run): {recorded:8.1f} images/s  network only")
+    print(f"  network now, batch {args.batch_size:<3}              {net_rate:8.1f} images/s")
+    print(f"  predict (decode + resize + network):      {predict_rate:8.1f} images/s  = "
+          f"{100 * predict_rate / recorded:.0f} % of the recorded, {100 * predict_rate / net_rate:.0f} % of now")
+    torch.set_num_threads(1)
+    for name, fn in steps.items():
+        print(f"  {name:<40} {1e3 * _best(fn, args.repeat) / len(paths):6.3f} ms/image (one thread)")
+
+
+if __name__ == "__main__":
+    main()
