@@ -103,10 +103,15 @@ def test_ablation_target_end_to_end(tmp_path: Path) -> None:
     configs = [DEFAULT, TINY, base]
     res = snakemake(tmp_path, configs, "--cores", "2", "ablation")
     assert res.returncode != 0 and "tinyab-proposals-ground_truth/metrics/teacher.json" in res.stdout + res.stderr
-    variant = [str(REPO / "config/ablation/ground_truth.yaml"), "--config", "run=tinyab-proposals-ground_truth"]
-    for args in ([], variant):
-        res = snakemake(tmp_path, [*configs, *args[:1]], "--cores", "2", *args[1:])
-        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    res = snakemake(tmp_path, configs, "--cores", "2")  # the base run: its own row
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    overlay = REPO / "config/ablation/ground_truth.yaml"
+    res = snakemake(tmp_path, [*configs, overlay], "--cores", "2", "ablation_row", "--config",
+                    "run=tinyab-proposals-ground_truth")  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
+    # The variant builds only its row: no baseline, no summary.
+    assert not (tmp_path / "results/tinyab-proposals-ground_truth/metrics/baseline.json").exists()
+    assert not (tmp_path / "results/tinyab-proposals-ground_truth/summary.md").exists()
     res = snakemake(tmp_path, configs, "--cores", "2", "ablation")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
 
@@ -151,8 +156,8 @@ def test_tools_ablation_sh_runs_each_variant_then_the_table(tmp_path: Path) -> N
     cfg = f"--configfile {DEFAULT} {base}"
     assert calls.read_text().splitlines() == [
         f"--cores all {cfg}",
-        f"--cores all {cfg} config/ablation/random.yaml --config run={run}-proposals-random",
-        f"--cores all {cfg} config/ablation/ground_truth.yaml --config run={run}-proposals-ground_truth",
+        f"ablation_row --cores all {cfg} config/ablation/random.yaml --config run={run}-proposals-random",
+        f"ablation_row --cores all {cfg} config/ablation/ground_truth.yaml --config run={run}-proposals-ground_truth",
         f"ablation --cores all {cfg}",
     ]
     assert res.stdout.rstrip().endswith("TABLE")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The paper's Table 5 for a configuration: the same chain with each proposal source of config/ablation/,
 # then the table (results/<run>/ablation/table5.{csv,tex,md}). Opt-in: the default `snakemake` builds none
-# of it. Each variant is a whole run (teacher, cache, students): ~5-10 min each for the default on 2 cores.
+# of it. Each variant builds its row (proposals, teacher, cache, the distilled students): a few minutes each for
+# the default on 2 cores.
 #
 # Usage: bash tools/ablation.sh [--configfile BASE.yaml ...] [extra snakemake arguments]
 #   default:     bash tools/ablation.sh                      (runs synthetic, synthetic-proposals-<method>)
@@ -35,7 +36,9 @@ for method in $methods; do
     overlay=config/ablation/$method.yaml
     echo "== $run-proposals-$method"
     # --config run=... keeps the variants of a non-default base apart (the overlays name the default's).
-    $SNAKEMAKE --cores all --configfile "${base[@]}" "$overlay" --config "run=$run-proposals-$method" "$@"
+    # Only the row's files (teacher metrics, the distilled students, proposal QC), not the other students.
+    $SNAKEMAKE ablation_row --cores all --configfile "${base[@]}" "$overlay" --config "run=$run-proposals-$method" \
+        "$@"
 done
 # The target goes first: --configfile takes every following word up to the next option.
 $SNAKEMAKE ablation --cores all --configfile "${base[@]}" "$@"

@@ -25,3 +25,12 @@ rule ablation:
         f"{RUN}/logs/ablation.log",
     script:
         "../../scripts/ablation.py"
+
+
+# One row of Table 5: what the ablation rule reads from a variant run (bash tools/ablation.sh builds only
+# this for each variant, not the variant's other students).
+rule ablation_row:
+    input:
+        f"{RUN}/metrics/teacher.json",
+        [f"{RUN}/metrics/{model_name('kd_full', s, SEEDS[0])}.json" for s in SEEDS],
+        f"{RUN}/proposals/qc.csv",

@@ -192,7 +192,7 @@ def ablation_command(method):
     import yaml
 
     overlay = f"config/ablation/{method}.yaml"
-    cmd = f"snakemake --cores all --configfile {ablation_configfiles()} {overlay}"
+    cmd = f"snakemake ablation_row --cores all --configfile {ablation_configfiles()} {overlay}"
     variant = Path(ablation_run(method)).name
     # The overlays name the default's variants; another base run needs its own name.
     if not Path(overlay).exists() or yaml.safe_load(Path(overlay).read_text()).get("run") != variant:
