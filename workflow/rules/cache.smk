@@ -25,6 +25,7 @@ rule teacher_cache:
         device=config["device"],
         on_bad_image=on_bad_image("train"),
     threads: 2
+    priority: 20  # on the critical path (teacher -> cache -> stage 1 -> distilled students)
     resources:
         gpu=1,
     conda:

@@ -20,7 +20,7 @@ rule evaluate_student:
         size=config["student"]["size"],
         evaluation=config["evaluation"],
         device=config["device"],
-    threads: 2
+    threads: 1  # mostly start-up and image decoding: two evaluations side by side use the cores better
     resources:
         gpu=1,
     conda:

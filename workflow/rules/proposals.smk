@@ -18,6 +18,7 @@ rule proposals:
         params=proposal_params(),
         on_bad_image=lambda w: on_bad_image(w.split),
     threads: config["compute"]["proposal_processes"]
+    priority: 20  # the teacher waits for them
     conda:
         "../../envs/kdwsd.yaml"
     log:

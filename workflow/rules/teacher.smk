@@ -26,6 +26,7 @@ rule teacher:
                          "params": proposal_params()},
         on_bad_image=on_bad_image("train"),
     threads: 2
+    priority: 20  # on the critical path: start it before the students that do not need it
     resources:
         gpu=1,
     conda:
