@@ -107,6 +107,29 @@ def test_items_warp_and_flip_boxes(tiny_dataset):
     assert batch["boxes"].shape == (2, 2, 4) and batch["mask"].all()
 
 
+def test_frame_cache_gives_the_same_items_without_reading_the_files_again(tiny_dataset, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, folder)
+    split = load_split(folder, "train")
+    keys = [(0, 32, False), (1, 48, True), (2, 32, True)]
+    cached = MultiLabelImages(split, "torchvision", frame_cache_mb=1)
+    first = [cached[k]["image"] for k in keys]
+    budget = MultiLabelImages(split, "torchvision", frame_cache_mb=(32 * 32 * 3 + 48 * 48 * 3) / 2**20)
+    [budget[k] for k in keys]  # fills with the first two frames, then stops growing
+    for p in split.paths:
+        p.unlink()  # later epochs must not need the files
+    for k, image in zip(keys, first, strict=True):
+        assert torch.equal(cached[k]["image"], image)
+        assert torch.equal(cached[(k[0], k[1], not k[2])]["image"], image.flip(-1))  # one frame serves both flips
+    assert torch.equal(budget[keys[1]]["image"], first[1])
+    with pytest.raises(PipelineInputError):
+        budget[keys[2]]  # over the budget: not kept, read again
+    with pytest.raises(PipelineInputError):
+        MultiLabelImages(split, "torchvision")[keys[0]]  # no cache by default
+
+
 def test_training_items_never_read_ground_truth_boxes(tiny_dataset):
     class Forbidden(list):
         def __getitem__(self, i):

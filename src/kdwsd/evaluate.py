@@ -37,13 +37,14 @@ def predict_student(
 @torch.no_grad()
 def student_scores(
     model: torch.nn.Module, split: Split, norm: str, frame_size: int, size: int, device: torch.device,
-    batch_size: int = 32, progress: bool = True,
+    batch_size: int = 32, progress: bool = True, dataset: MultiLabelImages | None = None,
 ) -> np.ndarray:  # fmt: skip
     """float32[N, C] sigmoid scores of an eval-mode student (in memory) on a split: warp to ``frame_size``,
-    resize in-network to ``size``, no flip, fp32. The model's train/eval mode is restored afterwards."""
+    resize in-network to ``size``, no flip, fp32. The model's train/eval mode is restored afterwards.
+    ``dataset``: the split's :class:`MultiLabelImages` to reuse (its frame cache), instead of a new one."""
     was_training = model.training
     model.eval()
-    dataset = MultiLabelImages(split, norm)
+    dataset = dataset if dataset is not None else MultiLabelImages(split, norm)
     scores = np.zeros((len(split), len(split.classes)), np.float32)
     for batch in tqdm(ordered_loader(dataset, frame_size, False, batch_size), desc="predict", disable=not progress):
         z = model(student_input(batch["image"].to(device), size))

@@ -63,6 +63,8 @@ def _normalise_formula(values: np.ndarray, mode: str) -> np.ndarray:
 # cost more than the student network per image).
 _LUTS = {mode: np.ascontiguousarray(_normalise_formula(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1),
                                                        mode).T) for mode in ("caffe", "torchvision")}  # fmt: skip
+# The BGR input channel of each output channel: torchvision's output is RGB.
+_SOURCE_CHANNEL = {"caffe": (0, 1, 2), "torchvision": (2, 1, 0)}
 
 
 def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
@@ -73,10 +75,12 @@ def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
     """
     if mode not in _LUTS:
         raise ValueError(f"unknown input normalisation '{mode}' (expected 'caffe' or 'torchvision')")
-    # cv2.LUT maps input channel k through column k: put each output channel's table at its BGR source.
-    lut = _LUTS[mode][::-1] if mode == "torchvision" else _LUTS[mode]  # [input BGR channel, 256]
-    x = cv2.LUT(np.ascontiguousarray(image_bgr), np.ascontiguousarray(lut.T)[None])  # float32[H, W, 3], BGR order
-    return np.ascontiguousarray((x[..., ::-1] if mode == "torchvision" else x).transpose(2, 0, 1))
+    # Planes first in uint8 (a quarter of the bytes to move), then one table look-up per plane.
+    planes = np.ascontiguousarray(image_bgr.transpose(2, 0, 1))
+    out = np.empty(planes.shape, np.float32)
+    for c, source in enumerate(_SOURCE_CHANNEL[mode]):
+        out[c] = cv2.LUT(planes[source], _LUTS[mode][c])
+    return out
 
 
 class MultiLabelImages(Dataset):
@@ -89,6 +93,9 @@ class MultiLabelImages(Dataset):
         cache: when given, each item carries the teacher's cached soft targets, RoIs (cache frame) and
             fc7 features for its orientation; the item ``size`` must equal ``cache.frame_size``.
         distill_rois: how many of the cached RoIs to return (None = all cached).
+        frame_cache_mb: keep up to this many MB of decoded, resized frames (uint8, per image and side) in
+            memory, so that later epochs skip decoding and resizing (the same bytes: results do not change).
+            Per data-loading process; 0 = none. The first frames fill it, then it stops growing.
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class MultiLabelImages(Dataset):
         cache: TeacherCache | None = None,
         distill_rois: int | None = None,
         with_features: bool = True,
+        frame_cache_mb: float = 0,
     ) -> None:
         self.paths = split.paths
         self.image_ids = split.image_ids
@@ -111,6 +119,8 @@ class MultiLabelImages(Dataset):
         self.cache = cache
         self.distill_rois = distill_rois
         self.with_features = with_features
+        self._frames: dict[tuple[int, int], np.ndarray] = {}
+        self._frame_bytes_left = int(frame_cache_mb * 2**20)
         if proposals is not None:
             if hasattr(proposals, "set_image_sizes"):  # a ProposalStore: sanitise boxes against these sizes
                 proposals.set_image_sizes(self.image_ids, self.sizes)
@@ -121,10 +131,22 @@ class MultiLabelImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def frame(self, index: int, size: int) -> np.ndarray:
+        """uint8[size, size, 3] BGR: image ``index`` warped to the square side ``size`` (from the frame cache
+        when it holds it)."""
+        image = self._frames.get((index, size))
+        if image is None:
+            image = load_image(self.paths[index], self.sizes[index], int(self.image_ids[index]))
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+            if image.nbytes <= self._frame_bytes_left:
+                image.setflags(write=False)  # shared by every later epoch
+                self._frames[(index, size)] = image
+                self._frame_bytes_left -= image.nbytes
+        return image
+
     def __getitem__(self, key: Key) -> dict[str, Any]:
         index, size, flip = key
-        image = load_image(self.paths[index], self.sizes[index], int(self.image_ids[index]))
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        image = self.frame(index, size)
         if flip:
             image = image[:, ::-1]
         item: dict[str, Any] = {

@@ -19,6 +19,7 @@ def teacher_cache(
     evaluation: str, eval_split: str, frame: int, rois: int, cached_rois: int | str, temperature: float,
     objectness: str, feature_box_score: dict[str, float], precision: str, norm: str, device: str,
     on_bad_image: str = "error", teacher_batch_size: int = 16, cache_shard_size: int = 1000, loader_workers: int = 0,
+    frame_cache_mb: float = 0,
 ) -> None:  # fmt: skip
     """Run the eval-mode teacher at its single-scale ``frame``.
 
@@ -44,7 +45,8 @@ def teacher_cache(
     kept = None if cached_rois == "all" else int(cached_rois)
 
     train = checked_split(data, "train", on_bad_image, cache)
-    ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), rois=rois)
+    # Both orientations read the same frames: the second pass takes them from the frame cache.
+    ds = MultiLabelImages(train, norm, ProposalStore(train_proposals), rois=rois, frame_cache_mb=frame_cache_mb)
     write_teacher_cache(
         model, [ordered_loader(ds, frame, flip, bs, loader_workers) for flip in (False, True)], len(train),
         train.image_ids, train.sizes, cache, frame, kept, rois, temperature, objectness, cache_shard_size, dev,

@@ -17,7 +17,7 @@ log = logging.getLogger("kdwsd")
 # Speed knobs (config `compute:`): they reach the stage functions outside Snakemake's tracked params, so
 # changing one reruns nothing (Snakemake's params trigger would rerun every job downstream).
 COMPUTE_KNOBS = ("loader_workers", "proposal_processes", "teacher_batch_size", "student_batch_size",
-                 "cache_shard_size")  # fmt: skip
+                 "cache_shard_size", "frame_cache_mb")  # fmt: skip
 # Listed only so that editing a library source reruns the rule (code), or so that a pretrained file is fetched
 # before the job starts (fetched; its path reaches the stage function through params).
 _IGNORED_INPUTS = ("code", "fetched")

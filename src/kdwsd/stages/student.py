@@ -20,7 +20,7 @@ def student_stage1(
     checkpoints: str, cache: list[str] | None = None, teacher: list[str] | None = None,
     proposals: list[str] | None = None, frame: int | None = None, teacher_rois: int | None = None,
     feature_box_score: dict[str, float] | None = None, teacher_precision: str = "fp32", on_bad_image: str = "error",
-    loader_workers: int = 0,
+    loader_workers: int = 0, frame_cache_mb: float = 0,
 ) -> None:  # fmt: skip
     """KD stage 1, RoI-feature distillation (paper Eq. 3): the student's RoI fc7 regressed on the teacher's.
     No classifier, no labels.
@@ -50,7 +50,7 @@ def student_stage1(
             raise ValueError("student.stage1.teacher is 'cache' but the rule gave no cache")
         teacher_cache = open_teacher_cache(cache[0])
         feature_dim, frame = teacher_cache.feature_dim, teacher_cache.frame_size
-        dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois)
+        dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=rois, frame_cache_mb=frame_cache_mb)
         inputs = [data_dir, cache[0]]
     elif targets == "live":
         from kdwsd.distill.live import LiveTeacher, with_live_targets
@@ -63,7 +63,7 @@ def student_stage1(
         frozen = load_teacher(teacher[0])
         feature_dim = frozen.head.out_features
         n = teacher_rois if rois is None else min(rois, teacher_rois)
-        dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=n)
+        dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=n, frame_cache_mb=frame_cache_mb)
         factor = (feature_box_score["scale"], feature_box_score["bias"])
 
         def wrap(step: Any, dev: Any) -> Any:
@@ -111,6 +111,7 @@ def student(
     loss_weights: dict[str, float] | None,
     optim: dict[str, Any], stage1_optim: dict[str, Any] | None, precision: str, norm: str, device: str,
     checkpoints: str, val_every: int = 0, on_bad_image: str = "error", loader_workers: int = 0,
+    frame_cache_mb: float = 0,
 ) -> None:  # fmt: skip
     """Stage 2 of one experiment (:data:`kdwsd.experiments.EXPERIMENTS`): label training, plus prediction KD
     (paper Eqs. 5 + 10) for the experiments that use it, starting from the ``stage1`` student for those that
@@ -135,7 +136,8 @@ def student(
     data_dir = prepared_dir(data)
     split = checked_split(data, "train", on_bad_image, model)
     teacher_cache = open_teacher_cache(cache[0]) if exp.prediction_kd else None
-    dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=0, with_features=False)
+    dataset = MultiLabelImages(split, norm, cache=teacher_cache, distill_rois=0, with_features=False,
+                               frame_cache_mb=frame_cache_mb)  # fmt: skip
     if exp.equal_compute:
         if stage1_optim is None:
             raise ValueError(f"experiment '{experiment}' needs stage1_optim (the schedule it matches)")
@@ -149,7 +151,7 @@ def student(
             m.tau.requires_grad_(False)
         return m
 
-    epoch_end = _validation_curve(data_dir, norm, frame, size, optim["epochs"], val_every, device)
+    epoch_end = _validation_curve(data_dir, norm, frame, size, optim["epochs"], val_every, device, frame_cache_mb)
     weights = loss_weights if exp.prediction_kd and loss_weights else {"label": 1.0, "kd": 0.0}
     recipe = {"network": network, "size": size, "frame": frame, "tau_lr_mult": tau_lr_mult, "loss_weights": weights,
               "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
@@ -167,10 +169,11 @@ def student(
 
 
 def _validation_curve(
-    data_dir: Any, norm: str, frame: int, size: int, epochs: int, every: int, device: str
+    data_dir: Any, norm: str, frame: int, size: int, epochs: int, every: int, device: str, frame_cache_mb: float = 0
 ) -> Callable[[Any, int], dict[str, Any]] | None:
     """The ``epoch_end`` hook adding ``val_mAP`` (the ``val`` split, never the evaluation split) to a student's
     training curve every ``every`` epochs and after the last; None without a ``val`` split or with ``every`` 0."""
+    from kdwsd.data.dataset import MultiLabelImages
     from kdwsd.data.prepared import load_split, split_names
     from kdwsd.device import resolve_device
     from kdwsd.evaluate import student_scores
@@ -179,11 +182,12 @@ def _validation_curve(
     if every <= 0 or "val" not in split_names(data_dir):
         return None
     val, dev = load_split(data_dir, "val"), resolve_device(device, where="config key device")
+    images = MultiLabelImages(val, norm, frame_cache_mb=frame_cache_mb)  # one dataset: its frames are kept
 
     def hook(model: Any, done: int) -> dict[str, Any]:
         if done % every and done != epochs:
             return {"val_mAP": ""}
-        scores = student_scores(model, val, norm, frame, size, dev, progress=False)
+        scores = student_scores(model, val, norm, frame, size, dev, progress=False, dataset=images)
         return {"val_mAP": multilabel_metrics(scores, val.labels)["mAP"]}
 
     return hook

@@ -13,7 +13,7 @@ def teacher(
     *, data: list[str], proposals: list[str], model: str, curve: str, network: dict[str, Any], rois: int,
     train_sizes: list[int], flip: bool, seed: int, optim: dict[str, Any], precision: str, norm: str, device: str,
     checkpoints: str, frame: int, proposal_config: dict[str, Any], on_bad_image: str = "error",
-    loader_workers: int = 0,
+    loader_workers: int = 0, frame_cache_mb: float = 0,
 ) -> None:  # fmt: skip
     """Train T-WDet on the ``train`` split (multi-scale ``train_sizes`` + mirror, the top ``rois`` proposals
     per image) and write ``model``; ``curve`` gets the per-epoch losses. Resumes from ``checkpoints``.
@@ -32,7 +32,7 @@ def teacher(
     device = str(job_device(device, where="config key device", slot_dir=GPU_SLOT_DIR))
     data_dir = prepared_dir(data)
     split = checked_split(data, "train", on_bad_image, model)
-    dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=rois)
+    dataset = MultiLabelImages(split, norm, ProposalStore(proposals), rois=rois, frame_cache_mb=frame_cache_mb)
     recipe = {"network": network, "rois": rois, "train_sizes": train_sizes, "flip": flip, "seed": seed,
               "optim": optim, "precision": precision, "norm": norm}  # fmt: skip
     train_and_save(
