@@ -24,7 +24,7 @@ rule teacher_cache:
         norm=config["input_norm"],
         device=config["device"],
         on_bad_image=on_bad_image("train"),
-    threads: 2
+    threads: 1  # see the teacher rule
     priority: 20  # on the critical path (teacher -> cache -> stage 1 -> distilled students)
     resources:
         gpu=1,

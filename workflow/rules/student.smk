@@ -32,7 +32,7 @@ rule student_stage1:
         device=config["device"],
         checkpoints=lambda w: f"{RUN}/checkpoints/student_stage1_seed{w.seed}",
         on_bad_image=on_bad_image("train"),
-    threads: 2
+    threads: 1  # see the teacher rule
     priority: 20  # on the critical path (teacher -> cache -> stage 1 -> distilled students)
     resources:
         gpu=1,
@@ -73,9 +73,8 @@ rule student:
         checkpoints=lambda w: f"{RUN}/checkpoints/{w.model}",
         val_every=config["evaluation"]["curve_every"],
         on_bad_image=on_bad_image("train"),
-    # One thread: a default student job keeps less than one core busy (measured: 25 s CPU in 31 s wall with
-    # two threads), so two one-thread jobs in parallel finish the default's 15 students faster. A cluster
-    # or GPU run sets its threads in the profile (profiles/slurm: set-threads).
+    # One thread: a default student job kept less than one core busy with two (25 s CPU in 31 s wall), so
+    # one-thread jobs side by side finish the default's 15 students faster; see also the teacher rule.
     threads: 1
     resources:
         gpu=1,

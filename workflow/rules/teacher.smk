@@ -25,7 +25,9 @@ rule teacher:
         proposal_config={"method": PROPOSAL_METHOD, "max_boxes": config["proposals"]["max_boxes"],
                          "params": proposal_params()},
         on_bad_image=on_bad_image("train"),
-    threads: 2
+    # One thread, as every default job: a two-thread job waits until both cores of a laptop are free, which
+    # one-thread students keep from happening (the critical path then starves). profiles/slurm sets more.
+    threads: 1
     priority: 20  # on the critical path: start it before the students that do not need it
     resources:
         gpu=1,
