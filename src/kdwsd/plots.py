@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -542,8 +543,10 @@ def plot_training_curves(
 
     Panels (in this order, each only when some log has the column, see :data:`CURVE_PANELS`): the teacher's
     loss, stage 1's feature loss, stage 2's label and KD terms and its mean temperature ``tau_mean``, and
-    ``val_mAP`` of any log. Each model is one colour in every panel. Throughput, learning rate and timing
-    columns are not drawn.
+    ``val_mAP`` of any log. Each experiment is one colour in every panel and its seeds (``<name>_seed<k>``)
+    one line style each, so that 5 experiments x 3 seeds stay readable; epochs without a value (validation
+    every few epochs) are skipped, not broken lines. Throughput, learning rate and timing columns are not
+    drawn.
 
     Args:
         log_csv_paths: model name -> per-epoch CSV written by ``kdwsd.train.loop.fit`` (needs ``epoch``).
@@ -586,13 +589,18 @@ def plot_training_curves(
     nrows = math.ceil(len(panels) / ncols)
     fig = _new_figure((3.5 * ncols + 1.4, 2.9 * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
-    colors = {m: f"C{i % 10}" for i, m in enumerate(logs)}
+    family = {m: re.sub(r"_seed\d+$", "", m) for m in logs}
+    families = list(dict.fromkeys(family.values()))
+    colors = {f: f"C{i % 10}" for i, f in enumerate(families)}
+    seed_rank = {m: [n for n in logs if family[n] == family[m]].index(m) for m in logs}
+    styles = ["-", "--", ":", "-."]
     for ax, key in zip(axes, panels, strict=False):
         col = key[1]
         for model, df in series(key):
-            y = 100.0 * df[col] if col == "val_mAP" else df[col]
-            ax.plot(df["epoch"], y, color=colors[model], marker="o" if len(df) <= 30 else None, markersize=3,
-                    linewidth=1.4, label=model)  # fmt: skip
+            points = df[["epoch", col]].dropna()
+            y = 100.0 * points[col] if col == "val_mAP" else points[col]
+            ax.plot(points["epoch"], y, color=colors[family[model]], linestyle=styles[seed_rank[model] % len(styles)],
+                    marker="o" if len(points) <= 30 else None, markersize=3, linewidth=1.4, label=model)  # fmt: skip
         if col == "val_mAP":
             ax.set_ylabel("mAP (%)", fontsize=9)
         ax.set_xlabel("epoch", fontsize=9)
@@ -603,7 +611,12 @@ def plot_training_curves(
             ax.spines[side].set_visible(False)
     for ax in axes[len(panels) :]:
         ax.set_axis_off()
-    handles = [Line2D([], [], color=colors[m], marker="o", markersize=3, linewidth=1.4, label=m) for m in logs]
+    handles = [Line2D([], [], color=colors[f], marker="o", markersize=3, linewidth=1.4, label=f) for f in families]
+    runs = max(seed_rank.values()) + 1
+    if runs > 1:  # one line style per seed of an experiment, in the order the logs were given
+        names = ["first seed", "second seed", "third seed", "fourth seed"]
+        handles += [Line2D([], [], color="0.3", linestyle=styles[k], linewidth=1.4, label=names[k])
+                    for k in range(min(runs, len(styles)))]  # fmt: skip
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False, title="model",
                title_fontsize=8)  # fmt: skip
     _save(fig, out_path, formats)
