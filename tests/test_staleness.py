@@ -32,8 +32,8 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 VENV_BIN = Path(sys.executable).parent
 RUN = "results/tiny"
 # what a throwaway repository needs: the workflow, the library sources its lib() inputs point at, DVC files
-REPO_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src/kdwsd", "tools", "dvc.yaml", ".dvcignore",
-              ".dvc/config", ".dvc/.gitignore", ".gitignore"]  # fmt: skip
+REPO_FILES = ["Snakefile", "workflow", "scripts", "config", "envs", "src/kdwsd", "tools", "dvc.yaml", "runs",
+              ".dvcignore", ".dvc/config", ".dvc/.gitignore", ".gitignore"]  # fmt: skip
 SEEDS = ("", "_seed1")  # tests/configs/tiny.yaml: seeds [0, 1]
 EXPERIMENTS = ("baseline", "baseline_long", "kd_feature", "kd_prediction", "kd_full")
 STUDENTS = [f"{e}{s}" for e in EXPERIMENTS for s in SEEDS]

@@ -9,13 +9,15 @@ records, and without metadata (fresh clone) it cannot see a later change of para
 fixes both: it checks with DVC that the workspace matches ``dvc.lock``, then runs ``snakemake --touch`` on
 the stale jobs and the jobs without metadata, which stamps the outputs in DAG order and records the metadata
 of the checked-out config and code, so that a dry run has nothing to do. :func:`build` (the DVC stage's
-command) refuses to run Snakemake on outputs without metadata. See docs/versioning.md.
+command) refuses to run Snakemake on outputs without metadata. :func:`add_run` lists a run in
+runs/runs.yaml, which gives it its own DVC stage (runs/dvc.yaml). See docs/versioning.md.
 
 Command line (run in the repository root)::
 
     python tools/versioning.py restore [--force] [--configfile FILE ...]
     python tools/versioning.py stale [--configfile FILE ...]
-    python tools/versioning.py build SNAKEMAKE_ARGS...   # the DVC stage's command (dvc.yaml)
+    python tools/versioning.py add-run --configfile [BASE] CONFIG   # version that run: runs/dvc.yaml:run@<run>
+    python tools/versioning.py build SNAKEMAKE_ARGS...   # the DVC stage's command (dvc.yaml, runs/dvc.yaml)
 """
 
 from __future__ import annotations
@@ -31,21 +33,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 __all__ = [
     "DryRun",
     "RestoreError",
     "SummaryRow",
+    "add_run",
     "build",
     "dry_run",
+    "dvc_stage",
     "dvc_status",
     "library_imports",
     "main",
     "restore",
+    "run_name",
     "snakemake_summary",
     "stale_outputs",
 ]
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Relative to the repository root. dvc.yaml versions the default run (DEFAULT_CONFIG, read without
+# --configfile); runs/dvc.yaml has one stage, run@<run>, per run listed in runs/runs.yaml.
+DEFAULT_CONFIG = "config/config.yaml"
+RUNS_DVC = "runs/dvc.yaml"
+RUNS_LIST = "runs/runs.yaml"
 
 
 class RestoreError(RuntimeError):
@@ -176,13 +188,94 @@ def _dvc_exe() -> str | None:
     return shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
 
 
-def dvc_status(repo: Path | str = ".") -> dict:
-    """``dvc status --json`` of the repository (``{}`` when the workspace matches dvc.lock)."""
+def dvc_status(repo: Path | str = ".", targets: Sequence[str] = ()) -> dict:
+    """``dvc status --json`` of the repository, or of these stages (``{}`` when they match their dvc.lock)."""
     dvc = _dvc_exe()
     if dvc is None:
         raise FileNotFoundError("dvc is not installed (pip install 'kdwsd[workflow]')")
-    res = _run([dvc, "status", "--json"], Path(repo))
+    res = _run([dvc, "status", "--json", *targets], Path(repo))
     return json.loads(res.stdout.strip() or "{}")
+
+
+def run_name(configfiles: Sequence[Path | str]) -> str:
+    """The ``run`` of these config files as Snakemake merges them: the last file that sets it."""
+    run = None
+    for f in configfiles:
+        run = (yaml.safe_load(Path(f).read_text()) or {}).get("run", run)
+    if run is None:
+        raise ValueError(f"no `run:` in {' '.join(map(str, configfiles))}")
+    return str(run)
+
+
+def _runs_list(root: Path) -> dict[str, dict[str, str]]:
+    path = root / RUNS_LIST
+    return ((yaml.safe_load(path.read_text()) or {}).get("runs") or {}) if path.is_file() else {}
+
+
+def _unique(paths: Sequence[Path]) -> list[Path]:
+    return list(dict.fromkeys(paths))
+
+
+def dvc_stage(root: Path | str, configfiles: Sequence[Path | str] = (), workdir: Path | str | None = None) -> str:
+    """The DVC stage (a ``dvc status`` target) that versions the run of these config files.
+
+    No config files (or only the default config): ``dvc.yaml``. Otherwise the run must be listed in
+    runs/runs.yaml with the same files (:func:`add_run`): ``runs/dvc.yaml:run@<run>``. Relative config files
+    are relative to ``workdir`` (the repository root by default), as for Snakemake.
+    """
+    root = Path(root).resolve()
+    workdir = Path(workdir).resolve() if workdir is not None else root
+    files = _unique([(workdir / f).resolve() for f in configfiles])
+    if not files or files == [(root / DEFAULT_CONFIG).resolve()]:
+        return "dvc.yaml"
+    run = run_name(files)
+    entry = _runs_list(root).get(run)
+    given = " ".join(map(str, configfiles))
+    if entry is None:
+        raise RestoreError(f"run {run!r} (--configfile {given}) has no DVC stage, so DVC cannot vouch for its files; "
+                           f"version it first: python tools/versioning.py add-run --configfile {given}")  # fmt: skip
+    if _unique([(root / entry["base"]).resolve(), (root / entry["config"]).resolve()]) != files:
+        raise RestoreError(f"run {run!r} is versioned with --configfile {entry['base']} {entry['config']} "
+                           f"({RUNS_LIST}), not with --configfile {given}")  # fmt: skip
+    return f"{RUNS_DVC}:run@{run}"
+
+
+def add_run(configfiles: Sequence[Path | str], root: Path | str = ".") -> str:
+    """List the run of ``configfiles`` (a config, or a base and the config that overlays it) in runs/runs.yaml.
+
+    runs/dvc.yaml then has a stage for it, ``run@<run>`` (returned as a DVC target), whose command is
+    ``snakemake --configfile BASE CONFIG`` and whose params are every key of both files. The run must not be
+    the default's (dvc.yaml versions that one). Listing it again with the same files changes nothing. Comment
+    lines at the top of runs/runs.yaml are kept.
+    """
+    root = Path(root).resolve()
+    if not 1 <= len(configfiles) <= 2:
+        raise ValueError("give one config file, or a base and the config that overlays it")
+    rel = []
+    for f in configfiles:
+        path = (root / f).resolve()
+        if not path.is_file():
+            raise ValueError(f"{f}: no such file")
+        if not path.is_relative_to(root):
+            raise ValueError(f"{f} is outside the repository {root}: DVC tracks params files of the repository only")
+        rel.append(path.relative_to(root).as_posix())
+    run = run_name([root / r for r in rel])
+    if run == run_name([root / DEFAULT_CONFIG]):
+        own = f": give {rel[-1]} its own `run:`" if rel[-1] != DEFAULT_CONFIG else ""
+        raise ValueError(f"run {run!r} is the default run, which dvc.yaml versions{own}")
+    entry = {"base": rel[0], "config": rel[-1]}
+    path = root / RUNS_LIST
+    text = path.read_text() if path.is_file() else ""
+    runs = (yaml.safe_load(text) or {}).get("runs") or {}
+    if runs.get(run, entry) != entry:
+        raise ValueError(f"run {run!r} is already listed in {RUNS_LIST} with {runs[run]}")
+    if run not in runs:
+        runs[run] = entry
+        lines = text.splitlines(keepends=True)
+        header = "".join(lines[: next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + yaml.safe_dump({"runs": runs}, sort_keys=False, default_flow_style=None, width=120))
+    return f"{RUNS_DVC}:run@{run}"
 
 
 def restore(
@@ -196,8 +289,9 @@ def restore(
     """Make Snakemake accept the outputs that ``dvc checkout`` / ``dvc pull`` restored; return what it touched.
 
     Refuses (:class:`RestoreError`) unless ``force``: when an output is missing (it must be fetched or
-    built), or when DVC reports that the workspace differs from dvc.lock (then the files are not the ones
-    recorded for this commit's code and config: run ``dvc checkout`` or ``dvc repro``). Otherwise it runs
+    built), or when DVC reports that the run's stage (:func:`dvc_stage`: ``dvc.yaml`` for the default run)
+    differs from its dvc.lock (then the files are not the ones recorded for this commit's code and config:
+    run ``dvc checkout`` or ``dvc repro``), or when the run has no DVC stage. Otherwise it runs
     ``snakemake --touch``, which stamps outputs in DAG order and records the current params/code/input
     metadata, for every job that Snakemake considers stale and every job without a metadata record (forced
     with ``--forcerun``, so that later knob changes trigger reruns again), with their downstream jobs.
@@ -222,10 +316,11 @@ def restore(
                                "fetch them (`dvc pull`) or build them (`snakemake`), do not touch them")  # fmt: skip
         root = _dvc_root(workdir) if check_dvc else None
         if root is not None and _dvc_exe() is not None:
-            status = dvc_status(root)
+            stage = dvc_stage(root, configfiles, workdir)  # this run's stage only, not the other runs
+            status = dvc_status(root, [stage])
             if status:
                 raise RestoreError("the workspace differs from dvc.lock, so its outputs are not the recorded ones; "
-                                   "run `dvc checkout` (or build them: `dvc repro`). dvc status: "
+                                   f"run `dvc checkout {stage}` (or build them: `dvc repro {stage}`). dvc status: "
                                    + json.dumps(status))  # fmt: skip
     _run(_snakemake_cmd(workdir, snakefile, configfiles, ["--touch", "--cores", "1", *force_args, *extra]), workdir)
     after = snakemake_summary(workdir, snakefile, configfiles, extra)
@@ -338,13 +433,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_restore.add_argument("--force", action="store_true", help="touch even if DVC reports changes (unsafe)")
     p_stale = sub.add_parser("stale", help="list the outputs of jobs that Snakemake would run, by rule")
     _add_common(p_stale)
+    p_add = sub.add_parser("add-run", help=f"version the run of these config files: list it in {RUNS_LIST}")
+    p_add.add_argument("-d", "--directory", default=".", help="repository root (default: .)")
+    p_add.add_argument("--configfile", nargs="+", required=True, help="[BASE] CONFIG, as for snakemake")
     sub.add_parser("build", help="snakemake ARGS..., refusing outputs without Snakemake metadata (DVC's command)")
     args = parser.parse_args(argv)
     # snakemake runs in --directory: paths given relative to the caller's directory must not move with it
-    snakefile = Path(args.snakefile).resolve() if args.snakefile else None
+    snakefile = Path(args.snakefile).resolve() if getattr(args, "snakefile", None) else None
     configfiles = [Path(c).resolve() for c in args.configfile]
     try:
-        if args.command == "restore":
+        if args.command == "add-run":
+            stage = add_run(configfiles, args.directory)
+            print(f"{RUNS_LIST} lists it; build and version it with: dvc repro {stage}")
+        elif args.command == "restore":
             touched = restore(args.directory, snakefile, configfiles, force=args.force)
             if not touched:
                 print("nothing to restore: Snakemake has nothing to do")
@@ -356,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{rule}\t" + " ".join(sorted(outputs)))
             if not stale:
                 print("nothing to do")
-    except (RestoreError, subprocess.CalledProcessError) as e:
+    except (RestoreError, ValueError, subprocess.CalledProcessError) as e:
         detail = getattr(e, "stderr", None) or ""
         print(f"error: {e}\n{detail[-3000:]}", file=sys.stderr)
         return 1
