@@ -72,11 +72,17 @@ def main() -> None:
     ap.add_argument("--model", default="kd_full", help="model name under <run>/models/")
     ap.add_argument("--split", default="test")
     ap.add_argument("--images", type=int, default=400, help="images timed (the split's first N)")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the predictor's (kdwsd predict's)")
     ap.add_argument("--workers", type=int, default=None, help="predict's decode threads (default: its own)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--paper", type=Path, default=None, metavar="CONFIG",
-                    help="time a random-weight student of this config's architecture on 640x480 JPEGs instead")
+    ap.add_argument("--cv2-threads", type=int, default=None, help="cv2.setNumThreads before timing (default: OpenCV's)")
+    ap.add_argument(
+        "--paper",
+        type=Path,
+        default=None,
+        metavar="CONFIG",
+        help="time a random-weight student of this config's architecture on 640x480 JPEGs instead",
+    )
     args = ap.parse_args()
 
     tmp = tempfile.TemporaryDirectory()
@@ -87,8 +93,11 @@ def main() -> None:
         paths = [str(p) for p in load_split(args.run / "data", args.split).paths[: args.images]]
         model_path = args.run / "models" / f"{args.model}.pt"
         recorded = json.loads((args.run / "efficiency.json").read_text())["student"]["images_per_s"]
+    if args.cv2_threads is not None:
+        cv2.setNumThreads(args.cv2_threads)
     pred = load_model(model_path, device="cpu", workers=args.workers)
     frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
+    args.batch_size = args.batch_size or pred.default_batch_size
     bgr = [cv2.imread(p) for p in paths]
     resized = [cv2.resize(b, (frame, frame)) for b in bgr]
     frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized]))
@@ -114,9 +123,11 @@ def main() -> None:
     if recorded is not None:
         print(f"  efficiency stage (recorded in the run): {recorded:8.1f} images/s  network only")
     print(f"  network now, batch {args.batch_size:<3}              {net_rate:8.1f} images/s")
-    print(f"  predict (decode + resize + network):      {predict_rate:8.1f} images/s  = "
-          + (f"{100 * predict_rate / recorded:.0f} % of the recorded, " if recorded else "")
-          + f"{100 * predict_rate / net_rate:.0f} % of the network now")
+    print(
+        f"  predict (decode + resize + network):      {predict_rate:8.1f} images/s  = "
+        + (f"{100 * predict_rate / recorded:.0f} % of the recorded, " if recorded else "")
+        + f"{100 * predict_rate / net_rate:.0f} % of the network now"
+    )
     torch.set_num_threads(1)
     for name, fn in steps.items():
         print(f"  {name:<40} {1e3 * _best(fn, args.repeat) / len(paths):6.3f} ms/image (one thread)")

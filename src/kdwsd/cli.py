@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print labels scoring at least T (default 0.5, or no threshold when --top-k is given)")
     p.add_argument("--json", action="store_true", help="write one JSON document to stdout (all class scores too)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per network call (default 32)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="images per network call (default 64, or 16 for models whose frame is above 256 px)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="threads reading and resizing images (default min(4, CPUs))")
     p.add_argument("--proposals", default=None, choices=["edgeboxes", "selective_search", "random"],

@@ -67,8 +67,9 @@ _LUTS = {mode: np.ascontiguousarray(_normalise_formula(np.repeat(np.arange(256, 
 _SOURCE_CHANNEL = {"caffe": (0, 1, 2), "torchvision": (2, 1, 0)}
 
 
-def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
-    """uint8[H, W, 3] BGR -> float32[3, H, W] network input.
+def normalise(image_bgr: np.ndarray, mode: str, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8[H, W, 3] BGR -> float32[3, H, W] network input (written into ``out`` when given, e.g. a row of a
+    batch buffer: no allocation, no later copy).
 
     ``caffe``: BGR minus the Caffe mean (the paper); ``torchvision``: RGB / 255 with ImageNet mean/std
     (required by torchvision's pretrained weights).
@@ -77,9 +78,13 @@ def normalise(image_bgr: np.ndarray, mode: str) -> np.ndarray:
         raise ValueError(f"unknown input normalisation '{mode}' (expected 'caffe' or 'torchvision')")
     # Planes first in uint8 (a quarter of the bytes to move), then one table look-up per plane.
     planes = np.ascontiguousarray(image_bgr.transpose(2, 0, 1))
-    out = np.empty(planes.shape, np.float32)
+    if out is None:
+        out = np.empty(planes.shape, np.float32)
+    elif out.shape != planes.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {planes.shape}, got {out.dtype} "
+                         f"{out.shape}")  # fmt: skip
     for c, source in enumerate(_SOURCE_CHANNEL[mode]):
-        out[c] = cv2.LUT(planes[source], _LUTS[mode][c])
+        cv2.LUT(planes[source], _LUTS[mode][c], dst=out[c])
     return out
 
 
