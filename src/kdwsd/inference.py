@@ -284,21 +284,37 @@ class Predictor:
                 return frames, slices
 
             pending: deque[Batch] = deque()
-            for k, chunk in enumerate(chunks):
-                pending.append(submit(chunk, buffers[k % len(buffers)]))
-                if len(pending) > ahead:
-                    yield from self._finish(pending.popleft(), top_k, threshold)
-            while pending:
-                yield from self._finish(pending.popleft(), top_k, threshold)
+            submitted = 0
 
-    def _finish(self, batch: Batch, top_k: int | None, threshold: float | None) -> list[Prediction]:
+            def top_up() -> None:  # keep `ahead` batches in preparation besides the one the network takes next
+                nonlocal submitted
+                while len(pending) <= ahead and (chunk := next(chunks, None)) is not None:
+                    pending.append(submit(chunk, buffers[submitted % len(buffers)]))
+                    submitted += 1
+
+            top_up()
+            while pending:
+                done, scores, best = self._run(pending.popleft())
+                top_up()  # its buffer is free again: the workers prepare the next batch while the labels are read
+                yield from self._labels(done, scores, best, top_k, threshold)
+
+    def _run(self, batch: Batch) -> tuple[list[tuple[str, dict[str, Any] | str]], np.ndarray, list | None]:
+        """Wait for a batch's preparation, run the network on its readable images: (per image its source and
+        prepared item or error message, the scores of the readable ones, the teacher's best regions)."""
         frames, slices = batch
         done = [(src, it) for items, fut in slices for (src, _), it in zip(items, fut.result(), strict=True)]
         rows = [j for j, (_, it) in enumerate(done) if isinstance(it, dict)]
+        if not rows:
+            return done, np.zeros((0, len(self.classes)), np.float32), None
+        ok_frames = frames if len(rows) == len(done) else frames[rows]
+        scores, best = self._forward(ok_frames, [done[j][1] for j in rows])
+        return done, scores, best
+
+    def _labels(self, done: list[tuple[str, dict[str, Any] | str]], scores: np.ndarray, best: list | None,
+                top_k: int | None, threshold: float | None) -> list[Prediction]:  # fmt: skip
+        """The :class:`Prediction` of each image of a batch :meth:`_run` computed, in order."""
         results: dict[int, Prediction] = {}
-        if rows:
-            ok_frames = frames if len(rows) == len(done) else frames[rows]
-            scores, best = self._forward(ok_frames, [done[j][1] for j in rows])
+        if len(scores):
             k = 0
             for j, (src, it) in enumerate(done):
                 if not isinstance(it, dict):
