@@ -42,6 +42,15 @@ def results_section(run_dir: Path) -> str:
         ci = next(c for c in diffs.columns if "CI" in c)
         lines += ["", "Distillation gain, paired by seed (percentage points, Student-t interval over seeds):", ""]
         lines += _table(diffs[["model", "vs", "seeds", "Δ mean (pp)", ci]])
+    teacher_file = run_dir / "metrics" / "teacher.json"
+    teacher = json.loads(teacher_file.read_text()) if teacher_file.exists() else {}
+    split = results_split(run_dir)
+    loc = [(name, teacher.get(key)) for name, key in [("CorLoc on the training set", "CorLoc"),
+                                                      (f"CorLoc on the {split} split", f"CorLoc_{split}"),
+                                                      (f"detection mAP@0.5 on the {split} split", "detection_mAP")]]
+    loc = [f"{name} {100 * value:.1f} %" for name, value in loc if isinstance(value, int | float)]
+    if loc:
+        lines += ["", f"Teacher localisation (IoU ≥ 0.5, from `metrics/teacher.json`): {', '.join(loc)}."]
     timing = (f"Whole DAG: {span / 60:.1f} min from the first job's start to the last job's end (Snakemake "
               f"`benchmark:` records: each job's end time minus its duration); the jobs' times add up to "
               f"{wall / 60:.1f} min." if span is not None else
@@ -49,6 +58,12 @@ def results_section(run_dir: Path) -> str:
               f"built in more than one session, so the DAG's own wall time is not known from them.")  # fmt: skip
     lines += ["", timing]
     return "\n".join(lines)
+
+
+def results_split(run_dir: Path) -> str:
+    """The evaluation split of the run (``split`` of its teacher metrics; ``test`` when not recorded)."""
+    teacher_file = run_dir / "metrics" / "teacher.json"
+    return json.loads(teacher_file.read_text()).get("split", "test") if teacher_file.exists() else "test"
 
 
 def dag_times(benchmarks: Path) -> tuple[float, float | None]:
