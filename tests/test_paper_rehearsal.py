@@ -130,7 +130,7 @@ def test_paper_config_runs_end_to_end(paper, server, tmp_path_factory):
     assert "fc6/fc7 initialised from the pretrained VGG16 classifier" in (run / "logs" / "teacher.log").read_text()
 
     # every model and metric of the paper's DAG, finite
-    for model in ["teacher", "baseline", "kd_feature", "kd_prediction", "kd_full"]:
+    for model in ["teacher", "baseline", "baseline_long", "kd_feature", "kd_prediction", "kd_full"]:
         assert (run / "models" / f"{model}.pt").is_file()
         metrics = json.loads((run / "metrics" / f"{model}.json").read_text())
         assert math.isfinite(metrics["mAP"]), (model, metrics["mAP"])
