@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from kdwsd.data.dataset import normalise
+from kdwsd.data.dataset import normalise, warp_image
 from kdwsd.data.prepared import load_split
 from kdwsd.inference import load_model
 from kdwsd.modelfile import save_model_file, student_metadata
@@ -99,7 +99,7 @@ def main() -> None:
     frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
     args.batch_size = args.batch_size or pred.default_batch_size
     bgr = [cv2.imread(p) for p in paths]
-    resized = [cv2.resize(b, (frame, frame)) for b in bgr]
+    resized = [warp_image(b, frame) for b in bgr]
     frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized]))
     batches = frames.split(args.batch_size)
 
@@ -114,7 +114,7 @@ def main() -> None:
                                       args.repeat)  # fmt: skip
     steps = {
         "decode (cv2.imread)": lambda: [cv2.imread(p) for p in paths],
-        f"resize to the {frame}px frame": lambda: [cv2.resize(b, (frame, frame)) for b in bgr],
+        f"resize to the {frame}px frame": lambda: [warp_image(b, frame) for b in bgr],
         "normalise": lambda: [normalise(f, norm) for f in resized],
     }
     print(f"model {model_path} ({pred.kind}, {pred.info.arch.get('backbone')}, frame {frame}, input {size}, {norm}), "

@@ -44,7 +44,7 @@ def results_section(run_dir: Path) -> str:
         lines += _table(diffs[["model", "vs", "seeds", "Δ mean (pp)", ci]])
     teacher_file = run_dir / "metrics" / "teacher.json"
     teacher = json.loads(teacher_file.read_text()) if teacher_file.exists() else {}
-    split = results_split(run_dir)
+    split = teacher.get("split", "test")  # the evaluation split the teacher's metrics were computed on
     loc = [(name, teacher.get(key)) for name, key in [("CorLoc on the training set", "CorLoc"),
                                                       (f"CorLoc on the {split} split", f"CorLoc_{split}"),
                                                       (f"detection mAP@0.5 on the {split} split", "detection_mAP")]]
@@ -58,12 +58,6 @@ def results_section(run_dir: Path) -> str:
               f"built in more than one session, so the DAG's own wall time is not known from them.")  # fmt: skip
     lines += ["", timing]
     return "\n".join(lines)
-
-
-def results_split(run_dir: Path) -> str:
-    """The evaluation split of the run (``split`` of its teacher metrics; ``test`` when not recorded)."""
-    teacher_file = run_dir / "metrics" / "teacher.json"
-    return json.loads(teacher_file.read_text()).get("split", "test") if teacher_file.exists() else "test"
 
 
 def dag_times(benchmarks: Path) -> tuple[float, float | None]:

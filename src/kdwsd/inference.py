@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from kdwsd.boxes import warp_boxes
-from kdwsd.data.dataset import load_image, normalise
+from kdwsd.data.dataset import load_image, normalise, warp_image
 from kdwsd.device import resolve_device
 from kdwsd.modelfile import ModelInfo, read_model_file
 from kdwsd.models.io import build_network
@@ -202,7 +202,7 @@ class Predictor:
         bgr = _to_bgr(image, channels, source or "image")
         f = int(self.info.frame_size)
         out: dict[str, Any] = {"hw": bgr.shape[:2]}
-        out["frame"] = normalise(cv2.resize(bgr, (f, f), interpolation=cv2.INTER_LINEAR), self.info.norm, out=frame)
+        out["frame"] = normalise(warp_image(bgr, f), self.info.norm, out=frame)
         if self.kind == "teacher":
             from kdwsd.proposals import propose_image
 
@@ -316,13 +316,13 @@ class Predictor:
         results: dict[int, Prediction] = {}
         if len(scores):
             k = 0
+            idx = {c: i for i, c in enumerate(self.classes)}
             for j, (src, it) in enumerate(done):
                 if not isinstance(it, dict):
                     continue
                 labels = select_labels(scores[k], self.classes, top_k, threshold)
                 boxes = None
                 if best is not None:
-                    idx = {c: i for i, c in enumerate(self.classes)}
                     boxes = {n: [float(v) for v in it["boxes_orig"][best[k][idx[n]]]] for n, _ in labels}
                 results[j] = Prediction(src, labels, scores[k], boxes)
                 k += 1

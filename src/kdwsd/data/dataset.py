@@ -31,6 +31,7 @@ __all__ = [
     "load_image",
     "normalise",
     "ordered_loader",
+    "warp_image",
 ]
 
 # Caffe VGG16 (the authors' data layer): BGR, 0-255, mean subtracted, no std.
@@ -46,6 +47,12 @@ def load_image(path: Any, expected_hw: Sequence[int] | None = None, image_id: An
     """Read an image as uint8[H, W, 3] BGR (:func:`kdwsd.data.images.read_image`: truncated, undecodable or
     wrongly-sized files raise a PipelineInputError naming the file and image id)."""
     return read_image(path, expected_hw=expected_hw, image_id=image_id)
+
+
+def warp_image(image_bgr: np.ndarray, size: int) -> np.ndarray:
+    """uint8[H, W, 3] -> uint8[size, size, 3]: the authors' warp to a square side (bilinear, aspect ratio not
+    kept). Training, evaluation and ``kdwsd predict`` all call this one function, so they cannot drift apart."""
+    return cv2.resize(image_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def _normalise_formula(values: np.ndarray, mode: str) -> np.ndarray:
@@ -141,8 +148,7 @@ class MultiLabelImages(Dataset):
         when it holds it)."""
         image = self._frames.get((index, size))
         if image is None:
-            image = load_image(self.paths[index], self.sizes[index], int(self.image_ids[index]))
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+            image = warp_image(load_image(self.paths[index], self.sizes[index], int(self.image_ids[index])), size)
             if image.nbytes <= self._frame_bytes_left:
                 image.setflags(write=False)  # shared by every later epoch
                 self._frames[(index, size)] = image
