@@ -31,6 +31,4 @@ rule ablation:
 # this for each variant, not the variant's other students).
 rule ablation_row:
     input:
-        f"{RUN}/metrics/teacher.json",
-        [f"{RUN}/metrics/{model_name('kd_full', s, SEEDS[0])}.json" for s in SEEDS],
-        f"{RUN}/proposals/qc.csv",
+        **ablation_row_files(RUN),

@@ -200,20 +200,25 @@ def ablation_command(method):
     return cmd
 
 
+def ablation_row_files(run):
+    """What one row of Table 5 reads from the run folder ``run``, by kind: the teacher's metrics, the distilled
+    (kd_full) students' of every seed, the proposal QC."""
+    return {"teacher": [f"{run}/metrics/teacher.json"],
+            "students": [f"{run}/metrics/{model_name('kd_full', s, SEEDS[0])}.json" for s in SEEDS],
+            "qc": [f"{run}/proposals/qc.csv"]}  # fmt: skip
+
+
 def ablation_files(kind):
     """Input function: this run's and the variant runs' files of ``kind`` (teacher | students | qc), in
     ABLATION_METHODS order. A missing variant file is an error naming the command that builds it (no rule of
     this run can: each variant is its own run)."""
-    kd_models = [model_name("kd_full", s, SEEDS[0]) for s in SEEDS]
-    names = {"teacher": ["metrics/teacher.json"], "students": [f"metrics/{m}.json" for m in kd_models],
-             "qc": ["proposals/qc.csv"]}[kind]  # fmt: skip
 
     def files(wildcards):
         if "kd_full" not in STUDENTS:
             raise ValueError("student.experiments: kd_full is missing; Table 5 compares the distilled students")
         out = []
         for method in ABLATION_METHODS:
-            paths = [f"{ablation_run(method)}/{n}" for n in names]
+            paths = ablation_row_files(ablation_run(method))[kind]
             missing = [p for p in paths if method != ABLATION_BASE and not os.path.exists(p)]
             if missing:
                 raise ValueError(f"{missing[0]}: the {method} row of Table 5 has no run yet. Build it with "
