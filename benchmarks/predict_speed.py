@@ -1,15 +1,19 @@
 """`kdwsd predict` throughput against the student network's, on a finished run (CPU by default).
 
 Reads the student's images/s measured by the efficiency stage (``<run>/efficiency.json``: network only, on
-frames already decoded and normalised) and times, on the run's test images:
+frames already decoded and normalised, batches of 8, the median of its timed passes) and measures here, now:
 
-* ``network``: the same measurement here, now (the machine may be busier or idler than during the run);
-* ``predict``: :meth:`kdwsd.inference.Predictor.iter_predict` on the image files (decode, resize, normalise
-  and network: what ``kdwsd predict FOLDER`` does, without printing), best of ``--repeat`` passes (the first
-  pass also warms the OS file cache);
+* ``network as the efficiency stage times it``: the same measurement again (:func:`kdwsd.efficiency.
+  images_per_second`, batches of 8, median of 7 passes): the machine may be busier or idler than during the run;
+* ``network at predict's batch size``: the same network in larger batches, for reference;
+* ``kdwsd predict``: the command itself, in a subprocess, on ``--images`` files (the run's test images, repeated
+  to make a folder of that size), output discarded, its own reported images/s (decode, resize, normalise,
+  network and printing; the model loading is not counted, the start of its processes is); median of
+  ``--repeat`` runs (the first also warms the OS file cache), once with its default processes and once with
+  ``--processes 1`` (one process whose thread pool prepares while the network waits);
 * the cost of each preprocessing step alone, per image, on one thread.
 
-    PYTHONPATH=src python benchmarks/predict_speed.py [--run results/synthetic] [--model kd_full] [--images 400]
+    PYTHONPATH=src python benchmarks/predict_speed.py [--run results/synthetic] [--model kd_full] [--images 2000]
     PYTHONPATH=src python benchmarks/predict_speed.py --paper config/coco2014.yaml [--images 64]
 
 ``--paper CONFIG`` needs no run: it writes a student of that config's architecture with random weights
@@ -21,8 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from itertools import cycle, islice
 from pathlib import Path
 
 import cv2
@@ -31,9 +41,12 @@ import torch
 
 from kdwsd.data.dataset import normalise, warp_image
 from kdwsd.data.prepared import load_split
+from kdwsd.efficiency import images_per_second
 from kdwsd.inference import load_model
 from kdwsd.modelfile import save_model_file, student_metadata
 from kdwsd.models.student import build_student, student_input
+
+EFFICIENCY_BATCH, EFFICIENCY_BATCHES = 8, 3  # what the efficiency stage times (kdwsd.efficiency defaults)
 
 
 def _best(fn, repeat: int) -> float:
@@ -66,16 +79,29 @@ def _paper_student(config: Path, folder: Path, n: int) -> tuple[list[str], Path]
     return paths, path
 
 
+def _cli_rates(model: Path, paths: list[str], repeat: int, extra: list[str]) -> list[float]:
+    """The images/s ``kdwsd predict`` reports for ``paths``, one per run."""
+    rates = []
+    for _ in range(repeat):
+        cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", "cpu", *extra]
+        res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        found = re.search(r"\(([\d.]+) images/s", res.stderr)
+        if res.returncode != 0 or not found:
+            raise SystemExit(f"kdwsd predict failed ({res.returncode}): {res.stderr[-2000:]}")
+        rates.append(float(found.group(1)))
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=Path("results/synthetic"))
     ap.add_argument("--model", default="kd_full", help="model name under <run>/models/")
     ap.add_argument("--split", default="test")
-    ap.add_argument("--images", type=int, default=400, help="images timed (the split's first N)")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the predictor's (kdwsd predict's)")
-    ap.add_argument("--workers", type=int, default=None, help="predict's decode threads (default: its own)")
+    ap.add_argument("--images", type=int, default=2000, help="files predicted (the split's, repeated as needed)")
+    ap.add_argument("--batch-size", type=int, default=None, help="predict's --batch-size (default: its own)")
+    ap.add_argument("--processes", type=int, default=None, help="predict's --processes (default: its own)")
+    ap.add_argument("--workers", type=int, default=None, help="predict's --workers (default: its own)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--cv2-threads", type=int, default=None, help="cv2.setNumThreads before timing (default: OpenCV's)")
     ap.add_argument(
         "--paper",
         type=Path,
@@ -90,47 +116,58 @@ def main() -> None:
         paths, model_path = _paper_student(args.paper, Path(tmp.name), args.images)
         recorded = None
     else:
-        paths = [str(p) for p in load_split(args.run / "data", args.split).paths[: args.images]]
+        split_paths = [str(p) for p in load_split(args.run / "data", args.split).paths]
+        paths = list(islice(cycle(split_paths), args.images))
         model_path = args.run / "models" / f"{args.model}.pt"
         recorded = json.loads((args.run / "efficiency.json").read_text())["student"]["images_per_s"]
-    if args.cv2_threads is not None:
-        cv2.setNumThreads(args.cv2_threads)
-    pred = load_model(model_path, device="cpu", workers=args.workers)
+    pred = load_model(model_path, device="cpu", processes=args.processes)
     frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
-    args.batch_size = args.batch_size or pred.default_batch_size
-    bgr = [cv2.imread(p) for p in paths]
+    batch = args.batch_size or pred.default_batch_size
+    unique = list(dict.fromkeys(paths))[: max(EFFICIENCY_BATCH * EFFICIENCY_BATCHES, batch * 4)]
+    bgr = [cv2.imread(p) for p in unique]
     resized = [warp_image(b, frame) for b in bgr]
     frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized]))
-    batches = frames.split(args.batch_size)
 
-    @torch.no_grad()
-    def network() -> None:
-        for x in batches:
-            torch.sigmoid(pred.model(student_input(x, size)))
+    def network(b: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            torch.sigmoid(pred.model(student_input(b["image"], size)))
 
-    network()  # warm-up
-    net_rate = len(paths) / _best(network, args.repeat)
-    predict_rate = len(paths) / _best(lambda: sum(1 for _ in pred.iter_predict(paths, batch_size=args.batch_size)),
-                                      args.repeat)  # fmt: skip
+    as_efficiency = [{"image": x} for x in frames.split(EFFICIENCY_BATCH)][:EFFICIENCY_BATCHES]
+    eff_now, eff_lo, eff_hi = images_per_second(network, as_efficiency, torch.device("cpu"))
+    big_now, *_ = images_per_second(network, [{"image": x} for x in frames.split(batch)], torch.device("cpu"))
+
+    extra = [*(["--batch-size", str(args.batch_size)] if args.batch_size else []),
+             *(["--workers", str(args.workers)] if args.workers else [])]  # fmt: skip
+    default_rates = _cli_rates(model_path, paths, args.repeat,
+                               [*extra, *(["--processes", str(args.processes)] if args.processes else [])])  # fmt: skip
+    one_rates = _cli_rates(model_path, paths, args.repeat, [*extra, "--processes", "1"])
     steps = {
-        "decode (cv2.imread)": lambda: [cv2.imread(p) for p in paths],
+        "decode (cv2.imread)": lambda: [cv2.imread(p) for p in unique],
         f"resize to the {frame}px frame": lambda: [warp_image(b, frame) for b in bgr],
         "normalise": lambda: [normalise(f, norm) for f in resized],
     }
     print(f"model {model_path} ({pred.kind}, {pred.info.arch.get('backbone')}, frame {frame}, input {size}, {norm}), "
-          f"{len(paths)} images, batch {args.batch_size}, torch threads {torch.get_num_threads()}, "
-          f"predict workers {pred.workers}")  # fmt: skip
+          f"{len(paths)} files, CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, predict "
+          f"processes {pred.cpu_processes()}, batch {batch}")  # fmt: skip
+
+    def row(name: str, rate: float, note: str = "", share: bool = True) -> None:
+        shares = (f"{100 * rate / recorded:3.0f} % of the recorded, " if recorded else "") + (
+            f"{100 * rate / eff_now:3.0f} % of the network now")  # fmt: skip
+        print(f"  {name:<48} {rate:8.1f} images/s  {shares if share else ''}{note}")
+
+    def runs(rates: list[float]) -> str:
+        return f"median of {', '.join(f'{r:.0f}' for r in rates)}"
+
     if recorded is not None:
-        print(f"  efficiency stage (recorded in the run): {recorded:8.1f} images/s  network only")
-    print(f"  network now, batch {args.batch_size:<3}              {net_rate:8.1f} images/s")
-    print(
-        f"  predict (decode + resize + network):      {predict_rate:8.1f} images/s  = "
-        + (f"{100 * predict_rate / recorded:.0f} % of the recorded, " if recorded else "")
-        + f"{100 * predict_rate / net_rate:.0f} % of the network now"
-    )
+        row("efficiency stage (recorded in the run), network", recorded, share=False)
+    row("network now, as the efficiency stage times it", eff_now, f"passes {eff_lo:.0f}-{eff_hi:.0f}", share=False)
+    row(f"network now, batch {batch}", big_now)
+    row(f"kdwsd predict ({pred.cpu_processes()} processes)", statistics.median(default_rates),
+        f"  {runs(default_rates)}")
+    row("kdwsd predict --processes 1", statistics.median(one_rates), f"  {runs(one_rates)}")
     torch.set_num_threads(1)
     for name, fn in steps.items():
-        print(f"  {name:<40} {1e3 * _best(fn, args.repeat) / len(paths):6.3f} ms/image (one thread)")
+        print(f"  {name:<52} {1e3 * _best(fn, args.repeat) / len(unique):8.3f} ms/image (one thread)")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,51 @@ def test_arrays_and_pil_images_equal_files(files: dict) -> None:
         pred.predict([bgr.astype(np.float32)])
 
 
+def _as_tuples(preds: list) -> list[tuple]:
+    return [(p.source, p.labels, None if p.scores is None else p.scores.tobytes(), p.boxes, p.error) for p in preds]
+
+
+@pytest.mark.parametrize("kind", ["student", "teacher"])
+def test_cpu_processes_give_what_one_process_gives(files: dict, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forked processes (one thread each, whole batches) against this process's thread pool: the same
+    predictions bit for bit, in input order, an unreadable file named in its place, in-memory images too."""
+    from PIL import Image
+
+    bad = files["dir"] / f"unreadable_{kind}.jpg"
+    bad.write_bytes(b"\xff\xd8 half a jpeg")
+    rgb = cv2.imread(str(files["images"][1]))[..., ::-1].copy()
+    images = [*files["images"][:2], bad, rgb, Image.open(files["images"][2]), *files["images"][2:]]
+    one = kdwsd.load_model(files[kind], device="cpu", processes=1)
+    two = kdwsd.load_model(files[kind], device="cpu", processes=2)
+    assert one.cpu_processes() == 1 and two.cpu_processes() == 2
+    ref = one.predict(images, batch_size=2, threshold=0.3, errors="keep")
+    got = two.predict(images, batch_size=2, threshold=0.3, errors="keep")  # 4 batches over 2 processes
+    assert _as_tuples(got) == _as_tuples(ref)
+    assert [p.error is not None for p in got] == [False, False, True, False, False, False, False]
+    assert str(bad) in got[2].error
+    # One batch only: no process is started (nothing to share), the result is the same.
+    import kdwsd.inference as inference
+
+    monkeypatch.setattr(inference.multiprocessing, "get_context", lambda *a: pytest.fail("a process was started"))
+    assert _as_tuples(two.predict(images[:2], threshold=0.3)) == _as_tuples(ref[:2])
+
+
+def test_no_processes_where_fork_is_unsafe_or_impossible(files: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import kdwsd.inference as inference
+
+    pred = kdwsd.load_model(files["student"], device="cpu", processes=4)
+    assert pred.cpu_processes() == 4 and pred.default_batch_size == 32  # half of 64: several processes
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: type("P", (), {"daemon": True})())
+    assert pred.cpu_processes() == 1 and pred.default_batch_size == 64  # a Pool/DataLoader worker: threads
+    monkeypatch.undo()
+    monkeypatch.setattr(inference.sys, "platform", "darwin")
+    assert pred.cpu_processes() == 1
+    monkeypatch.undo()
+    assert main(["predict", str(files["student"]), str(files["images"][0]), "--processes", "0"]) == 2
+
+
 def test_select_labels_top_k_and_threshold() -> None:
     s = np.array([0.2, 0.9, 0.55, 0.7])
     names = ["a", "b", "c", "d"]

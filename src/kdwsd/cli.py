@@ -53,9 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="write one JSON document to stdout (all class scores too)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="images per network call (default 64, or 16 for models whose frame is above 256 px)")
+                   help="images per network call (default 64, or 16 for models whose frame is above 256 px; half "
+                   "that with several CPU processes)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="CPU on Linux: processes labelling batches side by side, one thread each (default: "
+                   "PyTorch's thread count; 1: one process, with --workers threads reading images)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="threads reading and resizing images (default min(4, CPUs))")
+                   help="threads reading and resizing images in one process (GPU, or --processes 1; default "
+                   "min(4, CPUs))")
     p.add_argument("--proposals", default=None, choices=["edgeboxes", "selective_search", "random"],
                    help="teacher only: the proposal method for your images (default: the one it was trained with)")
     p.add_argument("--structured-model", type=Path, default=None, metavar="FILE",
@@ -97,8 +102,11 @@ def _predict(args: argparse.Namespace) -> int:
         _err("--top-k must be >= 1")
         return EXIT_USAGE
     threshold = args.threshold if args.threshold is not None else (None if args.top_k is not None else 0.5)
+    if args.processes is not None and args.processes < 1:
+        _err("--processes must be >= 1")
+        return EXIT_USAGE
     predictor = load_model(args.model, device=args.device, workers=args.workers, proposals=args.proposals,
-                           structured_model=args.structured_model)  # fmt: skip
+                           structured_model=args.structured_model, processes=args.processes)  # fmt: skip
     if args.draw_boxes is not None and predictor.kind != "teacher":
         _err(f"--draw-boxes needs the teacher (WSDDN) model; {args.model} is a student, which has no boxes")
         return EXIT_USAGE
