@@ -280,3 +280,26 @@ def test_fast_normalise_is_bit_identical_to_the_formula(mode: str) -> None:
     ref = x - CAFFE_MEAN_BGR if mode == "caffe" else (x[..., ::-1] / 255.0 - TV_MEAN_RGB) / TV_STD_RGB
     np.testing.assert_array_equal(normalise(img, mode), ref.transpose(2, 0, 1))
     np.testing.assert_array_equal(normalise(img[:, ::-1], mode), ref[:, ::-1].transpose(2, 0, 1))  # a mirrored view
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prediction processes are forked on Linux only")
+def test_ctrl_c_stops_the_processes_without_a_traceback(files: dict) -> None:
+    import signal
+    import time
+
+    many = [str(p) for p in files["images"]] * 5000  # seconds of work: it is interrupted long before the end
+    proc = subprocess.Popen([sys.executable, "-m", "kdwsd.cli", "predict", str(files["student"]), *many,
+                             "--device", "cpu", "--processes", "2", "--batch-size", "8"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline, children = time.monotonic() + 120, []
+    while not children and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        children = children_file.read_text().split() if children_file.exists() else []
+    assert len(children) == 2, "the prediction processes did not start"
+    time.sleep(0.5)  # labelling
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    for pid in children:  # no orphan left behind
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

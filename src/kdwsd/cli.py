@@ -8,7 +8,7 @@ Examples::
     kdwsd export results/synthetic/models/kd_full.pt --format onnx -o kd_full.onnx
 
 Exit status: 0 success; 1 some images could not be read (each is named on stderr, the others are labelled);
-2 bad arguments or an unusable model file.
+2 bad arguments or an unusable model file; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = ["build_parser", "main"]
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `kdwsd predict ... | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C: the prediction processes are stopped with the pool, no traceback
+        _err("interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
