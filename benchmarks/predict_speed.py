@@ -1,4 +1,4 @@
-"""`kdwsd predict` throughput against the student network's, on a finished run (CPU by default).
+"""`kdwsd predict` throughput against the student network's, on a finished run (CPU by default, ``--device``).
 
 Reads the student's images/s measured by the efficiency stage (``<run>/efficiency.json``: network only, on
 frames already decoded and normalised, batches of 8, the median of its timed passes) and measures here, now:
@@ -79,11 +79,11 @@ def _paper_student(config: Path, folder: Path, n: int) -> tuple[list[str], Path]
     return paths, path
 
 
-def _cli_rates(model: Path, paths: list[str], repeat: int, extra: list[str]) -> list[float]:
+def _cli_rates(model: Path, paths: list[str], repeat: int, device: str, extra: list[str]) -> list[float]:
     """The images/s ``kdwsd predict`` reports for ``paths``, one per run."""
     rates = []
     for _ in range(repeat):
-        cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", "cpu", *extra]
+        cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", device, *extra]
         res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
         found = re.search(r"\(([\d.]+) images/s", res.stderr)
         if res.returncode != 0 or not found:
@@ -102,6 +102,7 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=None, help="predict's --processes (default: its own)")
     ap.add_argument("--workers", type=int, default=None, help="predict's --workers (default: its own)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N: the network's and predict's device")
     ap.add_argument(
         "--paper",
         type=Path,
@@ -120,34 +121,36 @@ def main() -> None:
         paths = list(islice(cycle(split_paths), args.images))
         model_path = args.run / "models" / f"{args.model}.pt"
         recorded = json.loads((args.run / "efficiency.json").read_text())["student"]["images_per_s"]
-    pred = load_model(model_path, device="cpu", processes=args.processes)
+    pred = load_model(model_path, device=args.device, processes=args.processes)
+    dev = pred.device
     frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
     batch = args.batch_size or pred.default_batch_size
     unique = list(dict.fromkeys(paths))[: max(EFFICIENCY_BATCH * EFFICIENCY_BATCHES, batch * 4)]
     bgr = [cv2.imread(p) for p in unique]
     resized = [warp_image(b, frame) for b in bgr]
-    frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized]))
+    frames = torch.from_numpy(np.stack([normalise(f, norm) for f in resized])).to(dev)
 
     def network(b: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
             torch.sigmoid(pred.model(student_input(b["image"], size)))
 
     as_efficiency = [{"image": x} for x in frames.split(EFFICIENCY_BATCH)][:EFFICIENCY_BATCHES]
-    eff_now, eff_lo, eff_hi = images_per_second(network, as_efficiency, torch.device("cpu"))
-    big_now, *_ = images_per_second(network, [{"image": x} for x in frames.split(batch)], torch.device("cpu"))
+    eff_now, eff_lo, eff_hi = images_per_second(network, as_efficiency, dev)
+    big_now, *_ = images_per_second(network, [{"image": x} for x in frames.split(batch)], dev)
 
     extra = [*(["--batch-size", str(args.batch_size)] if args.batch_size else []),
              *(["--workers", str(args.workers)] if args.workers else [])]  # fmt: skip
-    default_rates = _cli_rates(model_path, paths, args.repeat,
+    default_rates = _cli_rates(model_path, paths, args.repeat, args.device,
                                [*extra, *(["--processes", str(args.processes)] if args.processes else [])])  # fmt: skip
-    one_rates = _cli_rates(model_path, paths, args.repeat, [*extra, "--processes", "1"])
+    one_rates = (_cli_rates(model_path, paths, args.repeat, args.device, [*extra, "--processes", "1"])
+                 if dev.type == "cpu" else [])  # fmt: skip
     steps = {
         "decode (cv2.imread)": lambda: [cv2.imread(p) for p in unique],
         f"resize to the {frame}px frame": lambda: [warp_image(b, frame) for b in bgr],
         "normalise": lambda: [normalise(f, norm) for f in resized],
     }
     print(f"model {model_path} ({pred.kind}, {pred.info.arch.get('backbone')}, frame {frame}, input {size}, {norm}), "
-          f"{len(paths)} files, CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, predict "
+          f"{len(paths)} files, {dev}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, predict "
           f"processes {pred.cpu_processes()}, batch {batch}")  # fmt: skip
 
     def row(name: str, rate: float, note: str = "", share: bool = True) -> None:
@@ -164,7 +167,8 @@ def main() -> None:
     row(f"network now, batch {batch}", big_now)
     row(f"kdwsd predict ({pred.cpu_processes()} processes)", statistics.median(default_rates),
         f"  {runs(default_rates)}")
-    row("kdwsd predict --processes 1", statistics.median(one_rates), f"  {runs(one_rates)}")
+    if one_rates:
+        row("kdwsd predict --processes 1", statistics.median(one_rates), f"  {runs(one_rates)}")
     torch.set_num_threads(1)
     for name, fn in steps.items():
         print(f"  {name:<52} {1e3 * _best(fn, args.repeat) / len(unique):8.3f} ms/image (one thread)")
