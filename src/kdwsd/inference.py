@@ -18,10 +18,12 @@ How the work is spread:
 * CPU (Linux): forked processes, as many as PyTorch's threads, each with one thread, each preparing and
   labelling whole batches. A small network leaves no core idle this way: with one process whose threads
   alternate between preparing a batch and running the network on it, both cores wait on each other at every
-  switch (the default student: ~1.6-1.8k images/s on 2 cores against ~2.0-2.1k with two processes).
+  switch (the default student on 2 cores: ~1.55k images/s with one process, ~1.8k with two; benchmarks/
+  predict_speed.py).
 * CPU elsewhere, inside a daemonic process, or ``processes=1``: the thread pool, taking turns with the network.
 
-Scores do not depend on the path taken (a test compares them bit for bit).
+Scores do not depend on the path taken (a test compares them bit for bit; a network whose kernels reduce in
+another order with another thread count could differ in the last bits).
 """
 
 from __future__ import annotations
