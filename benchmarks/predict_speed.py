@@ -144,10 +144,11 @@ def main() -> None:
                                [*extra, *(["--processes", str(args.processes)] if args.processes else [])])  # fmt: skip
     one_rates = (_cli_rates(model_path, paths, args.repeat, args.device, [*extra, "--processes", "1"])
                  if dev.type == "cpu" else [])  # fmt: skip
+    frame_row = np.empty((3, frame, frame), np.float32)
     steps = {
         "decode (cv2.imread)": lambda: [cv2.imread(p) for p in unique],
         f"resize to the {frame}px frame": lambda: [warp_image(b, frame) for b in bgr],
-        "normalise": lambda: [normalise(f, norm) for f in resized],
+        "normalise (into a batch row, as predict does)": lambda: [normalise(f, norm, out=frame_row) for f in resized],
     }
     print(f"model {model_path} ({pred.kind}, {pred.info.arch.get('backbone')}, frame {frame}, input {size}, {norm}), "
           f"{len(paths)} files, {dev}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, predict "
