@@ -135,6 +135,28 @@ def test_cli_predict_json_folder_and_bad_image(files: dict, capsys: pytest.Captu
         np.testing.assert_allclose([r["scores"][c] for c in CLASSES], s, atol=1e-6)
 
 
+def test_cli_predict_folder_lists_other_formats_and_names_what_it_skips(
+    files: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.open(files["images"][0]).save(folder / "a.gif")
+    (folder / "b.webp").write_bytes(cv2.imencode(".webp", cv2.imread(str(files["images"][1])))[1].tobytes())
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "meta.json").write_text("{}")
+    (folder / "empty.jpg").write_bytes(b"")
+    rc = main(["predict", str(files["student"]), str(folder), "--device", "cpu", "--threshold", "0"])
+    out, err = capsys.readouterr()
+    labelled = [line.split("\t")[0] for line in out.strip().splitlines()]
+    gif_ok = cv2.haveImageReader(str(folder / "a.gif"))
+    assert labelled == [str(folder / "a.gif")] * gif_ok + [str(folder / "b.webp")]
+    assert "2 files of the folders given not read (not an image extension: .json, .txt)" in err
+    assert f"{folder / 'empty.jpg'}: empty file" in err and "dataset.on_bad_image" not in err  # no pipeline hint
+    assert rc == 1
+
+
 def test_cli_predict_text_glob_threshold(files: dict, capsys: pytest.CaptureFixture) -> None:
     pattern = str(files["dir"] / "images" / "*.png")
     assert expand_image_args([pattern]) == [str(p) for p in files["images"] if p.suffix == ".png"]

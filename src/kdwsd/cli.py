@@ -110,7 +110,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.draw_boxes is not None and predictor.kind != "teacher":
         _err(f"--draw-boxes needs the teacher (WSDDN) model; {args.model} is a student, which has no boxes")
         return EXIT_USAGE
-    paths = expand_image_args(args.images)
+    skipped: list[str] = []
+    paths = expand_image_args(args.images, skipped)
+    if skipped:
+        kinds = sorted({Path(p).suffix.lower() or "(no extension)" for p in skipped})
+        print(f"kdwsd: {len(skipped)} file{'s' * (len(skipped) != 1)} of the folders given not read (not an image "
+              f"extension: {', '.join(kinds[:8])}{', ...' if len(kinds) > 8 else ''})", file=sys.stderr)  # fmt: skip
     if not paths:
         _err(f"no image files found in {args.images}")
         return EXIT_SOME_FAILED

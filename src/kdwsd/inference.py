@@ -48,7 +48,8 @@ import numpy as np
 import torch
 
 from kdwsd.boxes import warp_boxes
-from kdwsd.data.dataset import load_image, normalise, warp_image
+from kdwsd.data.dataset import normalise, warp_image
+from kdwsd.data.images import image_problem
 from kdwsd.device import resolve_device
 from kdwsd.modelfile import ModelInfo, read_model_file
 from kdwsd.models.io import build_network
@@ -65,7 +66,10 @@ __all__ = [
     "select_labels_batch",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+# What a folder argument lists: the formats OpenCV reads as 8-bit colour (GIF and AVIF with OpenCV >= 4.11 / a
+# build with libavif; with an older one such a file is named as not decodable, the others go on).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif", ".jp2",
+                    ".avif", ".ppm", ".pgm", ".pbm", ".pnm")  # fmt: skip
 ImageLike = Any  # str | os.PathLike | numpy uint8 array | PIL.Image.Image
 # frames float32[B, 3, F, F]; per worker, its (source, image) pairs and the future of their preparation
 Batch = tuple[np.ndarray, list[tuple[list[tuple[str, ImageLike]], Future]]]
@@ -135,15 +139,22 @@ def select_labels_batch(
             for i, n in enumerate(kept.tolist())]  # fmt: skip
 
 
-def expand_image_args(args: Iterable[str | os.PathLike[str]]) -> list[str]:
+def expand_image_args(args: Iterable[str | os.PathLike[str]], skipped: list[str] | None = None) -> list[str]:
     """Image files from command-line arguments: a folder gives its image files (sorted, not recursive), a
     glob pattern its matches (sorted); anything else is kept as given (so that a missing file is reported
-    by name when it is read)."""
+    by name when it is read).
+
+    Args:
+        skipped: when given, receives the files of the folders that were left out (no image extension).
+    """
     out: list[str] = []
     for arg in args:
         s = os.fspath(arg)
         if os.path.isdir(s):
-            out += sorted(str(p) for p in Path(s).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            files = sorted(p for p in Path(s).iterdir() if p.is_file())
+            out += [str(p) for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+            if skipped is not None:
+                skipped += [str(p) for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]
         elif not os.path.exists(s) and glob.has_magic(s):
             out += sorted(glob.glob(s, recursive=True))
         else:
@@ -154,7 +165,10 @@ def expand_image_args(args: Iterable[str | os.PathLike[str]]) -> list[str]:
 def _to_bgr(image: ImageLike, channels: str, source: str) -> np.ndarray:
     """Any supported image to uint8[H, W, 3] BGR (what training read with OpenCV)."""
     if isinstance(image, str | os.PathLike):
-        return load_image(image)
+        bgr, problem = image_problem(image)  # the pipeline's reader and checks, without its data-set hint
+        if problem is not None:
+            raise ValueError(f"{os.fspath(image)}: {problem}")
+        return bgr
     if type(image).__module__.startswith("PIL."):
         return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
     if not isinstance(image, np.ndarray):
