@@ -119,7 +119,7 @@ def check_image(image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must have shape [H, W, 3] (RGB), got {image.shape}")
     if image.shape[0] < 2 or image.shape[1] < 2:
-        raise ValueError(f"image is too small: {image.shape}")
+        raise ValueError(f"image too small for proposals: {image.shape[1]} x {image.shape[0]} px (2 x 2 at least)")
 
 
 def check_max_boxes(max_boxes: Any) -> None:
