@@ -157,6 +157,22 @@ def test_cli_predict_folder_lists_other_formats_and_names_what_it_skips(
     assert rc == 1
 
 
+def test_image_lists_from_a_file_and_from_standard_input(files: dict, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # fmt: skip
+    import io
+
+    names = [str(p) for p in files["images"][:3]]
+    listing = tmp_path / "my images.txt"
+    listing.write_text("\n".join([names[0], "", names[1]]) + "\n")  # a blank line is ignored
+    monkeypatch.setattr(sys, "stdin", io.StringIO(names[2] + "\r\n"))
+    assert expand_image_args([f"@{listing}", "-", names[0]]) == [names[0], names[1], names[2], names[0]]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(names)))
+    assert main(["predict", str(files["student"]), "-", "--device", "cpu", "--threshold", "0"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.strip().splitlines()] == names
+    assert main(["predict", str(files["student"]), f"@{tmp_path / 'missing.txt'}", "--device", "cpu"]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+
+
 def test_cli_predict_text_glob_threshold(files: dict, capsys: pytest.CaptureFixture) -> None:
     pattern = str(files["dir"] / "images" / "*.png")
     assert expand_image_args([pattern]) == [str(p) for p in files["images"] if p.suffix == ".png"]

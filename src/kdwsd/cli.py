@@ -5,6 +5,7 @@ Examples::
     kdwsd info results/synthetic/models/kd_full.pt
     kdwsd predict results/synthetic/models/kd_full.pt photo.jpg more_photos/ "shots/*.png" --top-k 3
     kdwsd predict results/synthetic/models/teacher.pt photo.jpg --draw-boxes boxes/
+    find photos -name '*.jpg' | kdwsd predict results/synthetic/models/kd_full.pt - --json > labels.json
     kdwsd export results/synthetic/models/kd_full.pt --format onnx -o kd_full.onnx
 
 Exit status: 0 success; 1 some images could not be read (each is named on stderr, the others are labelled);
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("model", help="model file (.pt) written by the pipeline, a student or the teacher")
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files, folders (their image files, not recursive) or quoted glob patterns")
+                   help="image files, folders (their image files, not recursive), quoted glob patterns, @LIST (a "
+                   "text file of image paths, one per line) or - (paths from standard input)")
     p.add_argument("--top-k", type=int, default=None, metavar="K", help="print at most the K best labels per image")
     p.add_argument("--threshold", type=float, default=None, metavar="T",
                    help="print labels scoring at least T (default 0.5, or no threshold when --top-k is given)")

@@ -141,8 +141,9 @@ def select_labels_batch(
 
 def expand_image_args(args: Iterable[str | os.PathLike[str]], skipped: list[str] | None = None) -> list[str]:
     """Image files from command-line arguments: a folder gives its image files (sorted, not recursive), a
-    glob pattern its matches (sorted); anything else is kept as given (so that a missing file is reported
-    by name when it is read).
+    glob pattern its matches (sorted), ``@FILE`` the paths listed in FILE and ``-`` those read from standard
+    input (one per line, blank lines ignored: for lists too long for a command line); anything else is kept
+    as given (so that a missing file is reported by name when it is read).
 
     Args:
         skipped: when given, receives the files of the folders that were left out (no image extension).
@@ -150,7 +151,10 @@ def expand_image_args(args: Iterable[str | os.PathLike[str]], skipped: list[str]
     out: list[str] = []
     for arg in args:
         s = os.fspath(arg)
-        if os.path.isdir(s):
+        if s == "-" or (s.startswith("@") and not os.path.exists(s)):
+            lines = sys.stdin.read().splitlines() if s == "-" else Path(s[1:]).read_text().splitlines()
+            out += [line for line in lines if line.strip()]
+        elif os.path.isdir(s):
             files = sorted(p for p in Path(s).iterdir() if p.is_file())
             out += [str(p) for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
             if skipped is not None:
