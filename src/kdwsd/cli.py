@@ -121,24 +121,28 @@ def _predict(args: argparse.Namespace) -> int:
     if not paths:
         _err(f"no image files found in {args.images}")
         return EXIT_SOME_FAILED
-    results, failed, drawn, t0 = [], 0, set(), time.perf_counter()
-    for pred in predictor.iter_predict(paths, top_k=args.top_k, threshold=threshold, batch_size=args.batch_size):
+    if args.json:  # streamed: one result per line as it comes, nothing held for a long list
+        head = {"model": str(args.model), "kind": predictor.kind, "classes": predictor.classes,
+                "threshold": threshold, "top_k": args.top_k}  # fmt: skip
+        sys.stdout.write(json.dumps(head)[:-1] + ', "results": [')
+    failed, drawn, t0 = 0, set(), time.perf_counter()
+    for i, pred in enumerate(predictor.iter_predict(paths, top_k=args.top_k, threshold=threshold,
+                                                    batch_size=args.batch_size)):  # fmt: skip
         if pred.error is not None:
             failed += 1
             _err(pred.error if pred.source in pred.error else f"{pred.source}: {pred.error}")
-        elif not args.json:
+        if args.json:
+            sys.stdout.write(("," if i else "") + "\n " + json.dumps(pred.to_dict(predictor.classes)))
+        elif pred.error is None:
             text = ", ".join(f"{n} {s:.3f}" for n, s in pred.labels) or "(no label)"
             print(f"{pred.source}\t{text}", flush=False)
         if args.draw_boxes is not None and pred.error is None:
             _draw(pred, args.draw_boxes, drawn)
-        results.append(pred.to_dict(predictor.classes if args.json else None))
     seconds = time.perf_counter() - t0
     rate = (len(paths) - failed) / max(seconds, 1e-9)
     if args.json:
-        json.dump({"model": str(args.model), "kind": predictor.kind, "classes": predictor.classes,
-                   "threshold": threshold, "top_k": args.top_k, "results": results, "failed": failed,
-                   "seconds": seconds, "images_per_s": rate}, sys.stdout, indent=1)  # fmt: skip
-        print()
+        tail = {"failed": failed, "seconds": seconds, "images_per_s": rate}
+        sys.stdout.write("\n], " + json.dumps(tail)[1:] + "\n")
     print(f"kdwsd: {len(paths) - failed} images labelled, {failed} failed, {seconds:.2f} s ({rate:.1f} images/s, "
           f"{predictor.kind} on {predictor.device})", file=sys.stderr)  # fmt: skip
     return EXIT_SOME_FAILED if failed else EXIT_OK
