@@ -98,6 +98,8 @@ def _err(msg: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from kdwsd.inference import expand_image_args, load_model
 
     if args.top_k is not None and args.top_k < 1:
@@ -125,12 +127,17 @@ def _predict(args: argparse.Namespace) -> int:
         head = {"model": str(args.model), "kind": predictor.kind, "classes": predictor.classes,
                 "threshold": threshold, "top_k": args.top_k}  # fmt: skip
         sys.stdout.write(json.dumps(head)[:-1] + ', "results": [')
+    # A progress bar where it cannot garble the output: results redirected, a terminal watching stderr.
+    bar = tqdm(total=len(paths), unit="img", file=sys.stderr, leave=False,
+               disable=sys.stdout.isatty() or not sys.stderr.isatty())  # fmt: skip
     failed, drawn, t0 = 0, set(), time.perf_counter()
     for i, pred in enumerate(predictor.iter_predict(paths, top_k=args.top_k, threshold=threshold,
                                                     batch_size=args.batch_size)):  # fmt: skip
+        bar.update()
         if pred.error is not None:
             failed += 1
-            _err(pred.error if pred.source in pred.error else f"{pred.source}: {pred.error}")
+            with bar.external_write_mode(file=sys.stderr):
+                _err(pred.error if pred.source in pred.error else f"{pred.source}: {pred.error}")
         if args.json:
             sys.stdout.write(("," if i else "") + "\n " + json.dumps(pred.to_dict(predictor.classes)))
         elif pred.error is None:
@@ -139,6 +146,7 @@ def _predict(args: argparse.Namespace) -> int:
         if args.draw_boxes is not None and pred.error is None:
             _draw(pred, args.draw_boxes, drawn)
     seconds = time.perf_counter() - t0
+    bar.close()
     rate = (len(paths) - failed) / max(seconds, 1e-9)
     if args.json:
         tail = {"failed": failed, "seconds": seconds, "images_per_s": rate}
