@@ -137,7 +137,7 @@ def _predict(args: argparse.Namespace) -> int:
         if pred.error is not None:
             failed += 1
             with bar.external_write_mode(file=sys.stderr):
-                _err(pred.error if pred.source in pred.error else f"{pred.source}: {pred.error}")
+                _err(str(pred.error_message()))
         if args.json:
             sys.stdout.write(("," if i else "") + "\n " + json.dumps(pred.to_dict(predictor.classes)))
         elif pred.error is None:

@@ -94,6 +94,12 @@ class Prediction:
     boxes: dict[str, list[float]] | None = None
     error: str | None = None
 
+    def error_message(self) -> str | None:
+        """``error`` naming the image (most messages already do); None when the image was labelled."""
+        if self.error is None or self.source in self.error:
+            return self.error
+        return f"{self.source}: {self.error}"
+
     def to_dict(self, classes: Sequence[str] | None = None) -> dict[str, Any]:
         """JSON-ready: ``image``, ``labels`` [{name, score}], optionally ``scores`` {class: score}, ``boxes``."""
         out: dict[str, Any] = {"image": self.source}
@@ -295,12 +301,17 @@ class Predictor:
         best = [region[i, : len(it["boxes"])].argmax(dim=0).cpu().numpy() for i, it in enumerate(items)]
         return scores.float().cpu().numpy(), best
 
-    def _prepare_safe(self, image: ImageLike, channels: str, source: str, frame: np.ndarray
-                      ) -> dict[str, Any] | str:  # fmt: skip
-        try:
-            return self.prepare(image, channels, source, frame)
-        except (OSError, ValueError, TypeError, cv2.error) as exc:
-            return str(exc)
+    def _prepare_rows(self, items: list[tuple[str, ImageLike]], frames: np.ndarray, channels: str
+                      ) -> list[dict[str, Any] | str]:  # fmt: skip
+        """Prepare ``items`` (source, image) one after another into ``frames[i]``: per item its prepared inputs,
+        or the message saying why it could not be read."""
+        out: list[dict[str, Any] | str] = []
+        for i, (src, image) in enumerate(items):
+            try:
+                out.append(self.prepare(image, channels, src, frames[i]))
+            except (OSError, ValueError, TypeError, cv2.error) as exc:
+                out.append(str(exc))
+        return out
 
     def iter_predict(
         self,
@@ -368,9 +379,6 @@ class Predictor:
         # threads then wait on each other (measured: 25-40 % fewer images/s for the default student).
         ahead = 2 if self.device.type == "cuda" else 0
 
-        def prepare_slice(items: list[tuple[str, ImageLike]], frames: np.ndarray) -> list[dict[str, Any] | str]:
-            return [self._prepare_safe(im, channels, src, frames[i]) for i, (src, im) in enumerate(items)]
-
         # Batch buffers allocated once and reused in turn: a fresh one per batch costs the kernel's page faults
         # (zeroing ~20 MB per batch of 64 at 160 px), measured as slow as decoding the images.
         buffers = [np.empty((batch_size, 3, f, f), np.float32) for _ in range(ahead + 1)]
@@ -380,8 +388,8 @@ class Predictor:
                 # Each worker writes its slice of frames into the batch: no per-image array, no stacking.
                 frames = buffer[: len(chunk)]
                 step = -(-len(chunk) // workers)
-                slices = [(chunk[a : a + step], pool.submit(prepare_slice, chunk[a : a + step], frames[a : a + step]))
-                          for a in range(0, len(chunk), step)]  # fmt: skip
+                parts = [(chunk[a : a + step], frames[a : a + step]) for a in range(0, len(chunk), step)]
+                slices = [(items, pool.submit(self._prepare_rows, items, rows, channels)) for items, rows in parts]
                 return frames, slices
 
             pending: deque[Batch] = deque()
@@ -397,44 +405,43 @@ class Predictor:
             while pending:
                 frames, slices = pending.popleft()
                 done = [(src, it) for items, fut in slices for (src, _), it in zip(items, fut.result(), strict=True)]
-                scores, best = self._run(frames, done)
+                rows, scores, best = self._run(frames, done)
                 top_up()  # its buffer is free again: the workers prepare the next batch while the labels are read
-                yield from self._labels(done, scores, best, top_k, threshold)
+                yield from self._labels(done, rows, scores, best, top_k, threshold)
 
     def _predict_chunk(self, chunk: list[tuple[str, ImageLike]], frames: np.ndarray, top_k: int | None,
                        threshold: float | None, channels: str) -> list[Prediction]:  # fmt: skip
         """One batch, prepared one image after another into ``frames`` (float32[>= B, 3, F, F]), then labelled."""
-        done = [(src, self._prepare_safe(im, channels, src, frames[i])) for i, (src, im) in enumerate(chunk)]
-        scores, best = self._run(frames[: len(chunk)], done)
-        return self._labels(done, scores, best, top_k, threshold)
+        done = list(zip([src for src, _ in chunk], self._prepare_rows(chunk, frames, channels), strict=True))
+        rows, scores, best = self._run(frames[: len(chunk)], done)
+        return self._labels(done, rows, scores, best, top_k, threshold)
 
     def _run(self, frames: np.ndarray, done: list[tuple[str, dict[str, Any] | str]]
-             ) -> tuple[np.ndarray, list | None]:  # fmt: skip
-        """The network on a prepared batch's readable images: (their scores, the teacher's best regions).
+             ) -> tuple[list[int], np.ndarray, list | None]:  # fmt: skip
+        """The network on a prepared batch's readable images: (their rows in ``done``, their scores, the
+        teacher's best regions).
 
         Args:
             frames: float32[B, 3, F, F]; done: per image its source and prepared item or error message.
         """
         rows = [j for j, (_, it) in enumerate(done) if isinstance(it, dict)]
         if not rows:
-            return np.zeros((0, len(self.classes)), np.float32), None
+            return rows, np.zeros((0, len(self.classes)), np.float32), None
         ok_frames = frames if len(rows) == len(done) else frames[rows]
-        return self._forward(ok_frames, [done[j][1] for j in rows])
+        return rows, *self._forward(ok_frames, [done[j][1] for j in rows])
 
-    def _labels(self, done: list[tuple[str, dict[str, Any] | str]], scores: np.ndarray, best: list | None,
-                top_k: int | None, threshold: float | None) -> list[Prediction]:  # fmt: skip
-        """The :class:`Prediction` of each image of a batch :meth:`_run` computed, in order."""
+    def _labels(self, done: list[tuple[str, dict[str, Any] | str]], rows: list[int], scores: np.ndarray,
+                best: list | None, top_k: int | None, threshold: float | None) -> list[Prediction]:  # fmt: skip
+        """The :class:`Prediction` of each image of a batch, in order, from what :meth:`_run` returned."""
         results: dict[int, Prediction] = {}
-        if len(scores):
-            rows = [j for j, (_, it) in enumerate(done) if isinstance(it, dict)]
-            idx = {c: i for i, c in enumerate(self.classes)} if best is not None else {}
-            for k, (j, labels) in enumerate(zip(rows, select_labels_batch(scores, self.classes, top_k, threshold),
-                                                strict=True)):  # fmt: skip
-                src, it = done[j]
-                boxes = None
-                if best is not None:
-                    boxes = {n: [float(v) for v in it["boxes_orig"][best[k][idx[n]]]] for n, _ in labels}
-                results[j] = Prediction(src, labels, scores[k], boxes)
+        idx = {c: i for i, c in enumerate(self.classes)} if best is not None else {}
+        for k, (j, labels) in enumerate(zip(rows, select_labels_batch(scores, self.classes, top_k, threshold),
+                                            strict=True)):  # fmt: skip
+            src, it = done[j]
+            boxes = None
+            if best is not None:
+                boxes = {n: [float(v) for v in it["boxes_orig"][best[k][idx[n]]]] for n, _ in labels}
+            results[j] = Prediction(src, labels, scores[k], boxes)
         return [results.get(j) or Prediction(src, error=str(it)) for j, (src, it) in enumerate(done)]
 
     def predict(
@@ -467,7 +474,7 @@ class Predictor:
         if errors == "raise":
             for p in out:
                 if p.error is not None:
-                    raise ValueError(p.error if p.source in p.error else f"{p.source}: {p.error}")
+                    raise ValueError(str(p.error_message()))
         elif errors != "keep":
             raise ValueError(f"errors must be 'raise' or 'keep', got {errors!r}")
         return out
