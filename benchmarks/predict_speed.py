@@ -8,9 +8,11 @@ frames already decoded and normalised, batches of 8, the median of its timed pas
 * ``network at predict's batch size``: the same network in larger batches, for reference;
 * ``kdwsd predict``: the command itself, in a subprocess, on ``--images`` files (the run's test images, repeated
   to make a folder of that size), output discarded, its own reported images/s (decode, resize, normalise,
-  network and printing; the model loading is not counted, the start of its processes is); median of
-  ``--repeat`` runs (the first also warms the OS file cache), once with its default processes and once with
-  ``--processes 1`` (one process whose thread pool prepares while the network waits);
+  network and printing; neither the model loading nor the start of its processes, with their one warm-up batch
+  each, is counted: that start is shown apart); median of ``--repeat`` runs (the first also warms the OS file
+  cache), with its default processes and with ``--processes 1`` (one process whose thread pool prepares while
+  the network waits). The machine's speed drifts, so each run is paired with the network timed just before it
+  and its share of the network is the median of the pairs';
 * the cost of each preprocessing step alone, per image, on one thread.
 
     PYTHONPATH=src python benchmarks/predict_speed.py [--run results/synthetic] [--model kd_full] [--images 2000]
@@ -79,9 +81,11 @@ def _paper_student(config: Path, folder: Path, n: int) -> tuple[list[str], Path]
     return paths, path
 
 
-def _cli_rates(model: Path, paths: list[str], repeat: int, device: str, extra: list[str]) -> list[float]:
-    """The images/s ``kdwsd predict`` reports for ``paths``, one per run."""
-    rates = []
+def _cli_rates(model: Path, paths: list[str], repeat: int, device: str, extra: list[str]
+               ) -> tuple[list[float], list[float]]:  # fmt: skip
+    """The images/s ``kdwsd predict`` reports for ``paths``, one per run, and the seconds it took to start its
+    processes (0 without)."""
+    rates, starts = [], []
     for _ in range(repeat):
         cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", device, *extra]
         res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
@@ -89,7 +93,9 @@ def _cli_rates(model: Path, paths: list[str], repeat: int, device: str, extra: l
         if res.returncode != 0 or not found:
             raise SystemExit(f"kdwsd predict failed ({res.returncode}): {res.stderr[-2000:]}")
         rates.append(float(found.group(1)))
-    return rates
+        started = re.search(r"processes in ([\d.]+) s\)", res.stderr)
+        starts.append(float(started.group(1)) if started else 0.0)
+    return rates, starts
 
 
 def main() -> None:
@@ -124,7 +130,7 @@ def main() -> None:
     pred = load_model(model_path, device=args.device, processes=args.processes)
     dev = pred.device
     frame, size, norm = int(pred.info.frame_size), int(pred.info.input_size), pred.info.norm
-    batch = args.batch_size or pred.default_batch_size
+    batch = pred.batch_size_for(len(paths), args.batch_size)
     unique = list(dict.fromkeys(paths))[: max(EFFICIENCY_BATCH * EFFICIENCY_BATCHES, batch * 4)]
     bgr = [cv2.imread(p) for p in unique]
     resized = [warp_image(b, frame) for b in bgr]
@@ -135,15 +141,24 @@ def main() -> None:
             torch.sigmoid(pred.model(student_input(b["image"], size)))
 
     as_efficiency = [{"image": x} for x in frames.split(EFFICIENCY_BATCH)][:EFFICIENCY_BATCHES]
-    eff_now, eff_lo, eff_hi = images_per_second(network, as_efficiency, dev)
     big_now, *_ = images_per_second(network, [{"image": x} for x in frames.split(batch)], dev)
 
     extra = [*(["--batch-size", str(args.batch_size)] if args.batch_size else []),
              *(["--workers", str(args.workers)] if args.workers else [])]  # fmt: skip
-    default_rates = _cli_rates(model_path, paths, args.repeat, args.device,
-                               [*extra, *(["--processes", str(args.processes)] if args.processes else [])])  # fmt: skip
-    one_rates = (_cli_rates(model_path, paths, args.repeat, args.device, [*extra, "--processes", "1"])
-                 if dev.type == "cpu" else [])  # fmt: skip
+    # The machine's speed drifts (by 25 % within a minute on a shared VM): each predict run is paired with the
+    # network timed just before it, and the shares are the median of the pairs'.
+    nets, default_rates, starts, one_rates, one_nets = [], [], [], [], []
+    for _ in range(args.repeat):
+        nets.append(images_per_second(network, as_efficiency, dev))
+        own = ["--processes", str(args.processes)] if args.processes else []
+        rate, start = _cli_rates(model_path, paths, 1, args.device, [*extra, *own])
+        default_rates += rate
+        starts += start
+        if dev.type == "cpu":
+            one_nets.append(images_per_second(network, as_efficiency, dev)[0])
+            one_rates += _cli_rates(model_path, paths, 1, args.device, [*extra, "--processes", "1"])[0]
+    eff_now = statistics.median(n[0] for n in nets)
+    eff_lo, eff_hi = min(n[1] for n in nets), max(n[2] for n in nets)
     frame_row = np.empty((3, frame, frame), np.float32)
     steps = {
         "decode (cv2.imread)": lambda: [cv2.imread(p) for p in unique],
@@ -154,22 +169,27 @@ def main() -> None:
           f"{len(paths)} files, {dev}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, predict "
           f"processes {pred.cpu_processes()}, batch {batch}")  # fmt: skip
 
-    def row(name: str, rate: float, note: str = "", share: bool = True) -> None:
+    def row(name: str, rate: float, note: str = "", paired: list[float] | None = None) -> None:
         shares = (f"{100 * rate / recorded:3.0f} % of the recorded, " if recorded else "") + (
-            f"{100 * rate / eff_now:3.0f} % of the network now")  # fmt: skip
-        print(f"  {name:<48} {rate:8.1f} images/s  {shares if share else ''}{note}")
+            f"{100 * rate / eff_now:3.0f} % of the network now" if paired is None else
+            f"{100 * statistics.median(r / n for r, n in zip(paired[0], paired[1], strict=True)):3.0f} % of the "
+            f"network timed just before")  # fmt: skip
+        print(f"  {name:<48} {rate:8.1f} images/s  {shares}{note}")
 
     def runs(rates: list[float]) -> str:
         return f"median of {', '.join(f'{r:.0f}' for r in rates)}"
 
     if recorded is not None:
-        row("efficiency stage (recorded in the run), network", recorded, share=False)
-    row("network now, as the efficiency stage times it", eff_now, f"passes {eff_lo:.0f}-{eff_hi:.0f}", share=False)
+        print(f"  {'efficiency stage (recorded in the run), network':<48} {recorded:8.1f} images/s")
+    print(f"  {'network now, as the efficiency stage times it':<48} {eff_now:8.1f} images/s  median of "
+          f"{', '.join(f'{n[0]:.0f}' for n in nets)}; passes {eff_lo:.0f}-{eff_hi:.0f}")  # fmt: skip
     row(f"network now, batch {batch}", big_now)
     row(f"kdwsd predict ({pred.cpu_processes()} processes)", statistics.median(default_rates),
-        f"  {runs(default_rates)}")
+        f"  {runs(default_rates)}; started in {1e3 * statistics.median(starts):.0f} ms",
+        paired=[default_rates, [n[0] for n in nets]])  # fmt: skip
     if one_rates:
-        row("kdwsd predict --processes 1", statistics.median(one_rates), f"  {runs(one_rates)}")
+        row("kdwsd predict --processes 1", statistics.median(one_rates), f"  {runs(one_rates)}",
+            paired=[one_rates, one_nets])  # fmt: skip
     torch.set_num_threads(1)
     for name, fn in steps.items():
         print(f"  {name:<52} {1e3 * _best(fn, args.repeat) / len(unique):8.3f} ms/image (one thread)")

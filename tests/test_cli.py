@@ -92,15 +92,79 @@ def test_cpu_processes_give_what_one_process_gives(files: dict, kind: str, monke
     assert _as_tuples(two.predict(images[:2], threshold=0.3)) == _as_tuples(ref[:2])
 
 
+def test_batch_size_for_splits_the_batches_evenly_between_processes(files: dict) -> None:
+    two = kdwsd.load_model(files["student"], device="cpu", processes=2)
+    one = kdwsd.load_model(files["student"], device="cpu", processes=1)
+    assert two.default_batch_size == one.default_batch_size == 64  # FRAME <= 256 px
+    # 400 images: ceil(400 / 64) = 7 batches, 8 for 2 processes, so ceil(400 / 8) = 50 each.
+    assert two.batch_size_for(400) == 50 and one.batch_size_for(400) == 64
+    # 1000 images over 2 processes: 16 batches already even -> ceil(1000 / 16) = 63 (the last has 55).
+    assert two.batch_size_for(1000) == 63
+    assert two.batch_size_for(64) == 64 and two.batch_size_for(None) == 64  # one batch; length unknown
+    assert two.batch_size_for(400, batch_size=32) == 32  # given: kept
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prediction processes are forked on Linux only")
+def test_kept_processes_start_once_and_equal_one_process(files: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import kdwsd.inference as inference
+
+    images = [*files["images"]] * 3  # 12 images: 6 batches of 2
+    ref = kdwsd.load_model(files["student"], device="cpu", processes=1).scores(images, batch_size=2)
+    with kdwsd.load_model(files["student"], device="cpu", processes=2) as model:
+        assert model.start(batch_size=2, n_images=2) == 0.0  # one batch: nothing to start
+        assert model.start(batch_size=2, n_images=len(images)) > 0
+        kept = {p.pid for p in multiprocessing.active_children()}
+        assert len(kept) == 2
+        with monkeypatch.context() as m:  # the calls below fork nothing
+            m.setattr(inference.multiprocessing, "get_context", lambda *a: pytest.fail("a process was started"))
+            np.testing.assert_array_equal(model.scores(images, batch_size=2), ref)
+            np.testing.assert_array_equal(model.scores(images[:2], batch_size=2), ref[:2])  # one batch, kept pool
+            assert {p.pid for p in multiprocessing.active_children()} == kept
+            # An abandoned call stops the kept processes with what they had queued; the next starts new ones.
+            calls = model.iter_predict(images, batch_size=2)
+            next(calls)
+            calls.close()
+            assert model._pool is None and not multiprocessing.active_children()
+        np.testing.assert_array_equal(model.scores(images, batch_size=2), ref)
+        assert len(multiprocessing.active_children()) == 2  # kept again, until the end of the block
+    assert model._pool is None and not multiprocessing.active_children()
+    # Outside a with block, processes live for one call only.
+    model = kdwsd.load_model(files["student"], device="cpu", processes=2)
+    np.testing.assert_array_equal(model.scores(images, batch_size=2), ref)
+    assert model._pool is None and not multiprocessing.active_children()
+    assert kdwsd.load_model(files["student"], device="cpu", processes=1).start(2, len(images)) == 0.0
+    with kdwsd.load_model(files["teacher"], device="cpu", processes=2) as teacher:  # started, not warmed up
+        assert teacher.start(2, 4) > 0 and len(multiprocessing.active_children()) == 2
+        got = teacher.predict(images[:4], batch_size=2, threshold=None)
+    ref = kdwsd.load_model(files["teacher"], device="cpu", processes=1).predict(images[:4], batch_size=2,
+                                                                                 threshold=None)  # fmt: skip
+    assert _as_tuples(got) == _as_tuples(ref)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prediction processes are forked on Linux only")
+def test_cli_reports_the_start_of_its_processes_apart(files: dict, capsys: pytest.CaptureFixture) -> None:
+    images = [str(p) for p in files["images"]] * 3
+    rc = main(["predict", str(files["student"]), *images, "--device", "cpu", "--processes", "2", "--batch-size", "2",
+               "--json"])  # fmt: skip
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert rc == 0 and len(doc["results"]) == 12 and doc["processes"] == 2 and doc["start_seconds"] > 0
+    assert "12 images labelled" in err and "after starting 2 processes in" in err
+    assert main(["predict", str(files["student"]), *images[:2], "--device", "cpu", "--processes", "2"]) == 0
+    assert "after starting" not in capsys.readouterr().err  # one batch: labelled in this process
+
+
 def test_no_processes_where_fork_is_unsafe_or_impossible(files: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing
 
     import kdwsd.inference as inference
 
     pred = kdwsd.load_model(files["student"], device="cpu", processes=4)
-    assert pred.cpu_processes() == 4 and pred.default_batch_size == 32  # half of 64: several processes
+    assert pred.cpu_processes() == 4
     monkeypatch.setattr(multiprocessing, "current_process", lambda: type("P", (), {"daemon": True})())
-    assert pred.cpu_processes() == 1 and pred.default_batch_size == 64  # a Pool/DataLoader worker: threads
+    assert pred.cpu_processes() == 1  # a Pool/DataLoader worker: threads
     monkeypatch.undo()
     monkeypatch.setattr(inference.sys, "platform", "darwin")
     assert pred.cpu_processes() == 1

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="write one JSON document to stdout (all class scores too)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N",
-                   help="images per network call (default 64, or 16 for models whose frame is above 256 px; half "
-                   "that with several CPU processes)")
+                   help="images per network call (default 64, or 16 for models whose frame is above 256 px; with "
+                   "several CPU processes, lowered so that the batches split evenly between them)")
     p.add_argument("--processes", type=int, default=None, metavar="N",
                    help="CPU on Linux: processes labelling batches side by side, one thread each (default: "
                    "PyTorch's thread count; 1: one process, with --workers threads reading images)")
@@ -98,8 +98,6 @@ def _err(msg: str) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from kdwsd.inference import expand_image_args, load_model
 
     if args.top_k is not None and args.top_k < 1:
@@ -123,6 +121,17 @@ def _predict(args: argparse.Namespace) -> int:
     if not paths:
         _err(f"no image files found in {args.images}")
         return EXIT_SOME_FAILED
+    with predictor:
+        return _label_all(args, predictor, paths, threshold)
+
+
+def _label_all(args: argparse.Namespace, predictor: Any, paths: list[str], threshold: float | None) -> int:
+    """Label ``paths`` and print the results, the failures and the speed."""
+    from tqdm import tqdm
+
+    batch_size = predictor.batch_size_for(len(paths), args.batch_size)
+    # Started (and warmed up) before the clock, as the model is loaded: images/s is the labelling's own rate.
+    start_s = predictor.start(batch_size, len(paths))
     if args.json:  # streamed: one result per line as it comes, nothing held for a long list
         head = {"model": str(args.model), "kind": predictor.kind, "classes": predictor.classes,
                 "threshold": threshold, "top_k": args.top_k}  # fmt: skip
@@ -132,7 +141,7 @@ def _predict(args: argparse.Namespace) -> int:
                disable=sys.stdout.isatty() or not sys.stderr.isatty())  # fmt: skip
     failed, drawn, t0 = 0, set(), time.perf_counter()
     for i, pred in enumerate(predictor.iter_predict(paths, top_k=args.top_k, threshold=threshold,
-                                                    batch_size=args.batch_size)):  # fmt: skip
+                                                    batch_size=batch_size)):  # fmt: skip
         bar.update()
         if pred.error is not None:
             failed += 1
@@ -148,11 +157,14 @@ def _predict(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     bar.close()
     rate = (len(paths) - failed) / max(seconds, 1e-9)
+    processes = predictor.cpu_processes() if start_s else 1
     if args.json:
-        tail = {"failed": failed, "seconds": seconds, "images_per_s": rate}
+        tail = {"failed": failed, "seconds": seconds, "images_per_s": rate, "processes": processes,
+                "start_seconds": start_s}  # fmt: skip
         sys.stdout.write("\n], " + json.dumps(tail)[1:] + "\n")
+    started = f", after starting {processes} processes in {start_s:.2f} s" if start_s else ""
     print(f"kdwsd: {len(paths) - failed} images labelled, {failed} failed, {seconds:.2f} s ({rate:.1f} images/s, "
-          f"{predictor.kind} on {predictor.device})", file=sys.stderr)  # fmt: skip
+          f"{predictor.kind} on {predictor.device}{started})", file=sys.stderr)  # fmt: skip
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 

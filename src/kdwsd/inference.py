@@ -28,6 +28,7 @@ another order with another thread count could differ in the last bits).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ import sys
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -224,6 +225,9 @@ class Predictor:
         self.model = build_network(info).to(self.device)
         self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
         self.processes = processes
+        self._pool: Any = None  # the CPU prediction processes (kept between calls after start(), in a with block)
+        self._pool_width = 0
+        self._keep_processes = False
         if self.kind == "teacher":
             props = info.proposals or {}
             self.num_rois = int(info.rois or props.get("max_boxes", 100))
@@ -245,11 +249,71 @@ class Predictor:
     @property
     def default_batch_size(self) -> int:
         """Images per network call when none is given: 64 for frames up to 256 px (a small network is faster
-        per image in larger batches), 16 above (a batch of 64 frames of 672 px would hold 350 MB); half that with
-        several CPU processes (a one-thread network gains little above 32, and smaller batches keep every
-        process busy until the last one)."""
-        size = 64 if int(self.info.frame_size) <= 256 else 16
-        return size // 2 if self.cpu_processes() > 1 else size
+        per image in larger batches: the default student on one thread, 0.92 ms per image in batches of 64,
+        0.97 in 32, 1.06 in 8), 16 above (a batch of 64 frames of 672 px would hold 350 MB)."""
+        return 64 if int(self.info.frame_size) <= 256 else 16
+
+    def batch_size_for(self, n_images: int | None, batch_size: int | None = None) -> int:
+        """The batch size :meth:`iter_predict` uses for ``n_images`` images: ``batch_size`` when given; else
+        :attr:`default_batch_size`, lowered with several CPU processes so that the batches split evenly between
+        them (400 images over 2 processes: 8 batches of 50 rather than 6 of 64 and one of 16, which would leave a
+        process idle at the end)."""
+        if batch_size is not None:
+            return max(1, int(batch_size))
+        size, processes = self.default_batch_size, self.cpu_processes()
+        if n_images is None or processes == 1 or n_images <= size:
+            return size
+        batches = -(-n_images // size)
+        batches = -(-batches // processes) * processes
+        return -(-n_images // batches)
+
+    def start(self, batch_size: int | None = None, n_images: int | None = None) -> float:
+        """Start the CPU prediction processes now and keep them for every later call until :meth:`close` (or
+        the end of a ``with`` block): each runs the network once on a batch of ``batch_size`` zeros, so that
+        a first call already runs at full speed (memory mapped, kernels chosen) and later calls fork nothing.
+
+        Args:
+            n_images: when known, the images of the coming call: nothing is started when they make a single
+                batch (:meth:`iter_predict` labels that in this process).
+        Returns:
+            the seconds it took (0 when there are no processes: GPU, ``processes=1``, not Linux).
+        """
+        t0 = time.perf_counter()
+        processes = self.cpu_processes()
+        size = self.batch_size_for(n_images, batch_size)
+        if processes == 1 or (n_images is not None and n_images <= size):
+            return 0.0
+        self._keep_processes = True
+        if self._pool is None:
+            self._pool, self._pool_width = self._fork_processes(processes), processes
+        # One warm-up each: the barrier holds every process on its own until all have theirs.
+        self._pool.map(_warm_up_process, [size] * self._pool_width, chunksize=1)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Stop the CPU prediction processes kept by :meth:`start` or a ``with`` block (if any)."""
+        self._keep_processes = False
+        self._stop_processes()
+
+    def _stop_processes(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            pool.join()
+
+    def __enter__(self) -> Predictor:
+        """``with load_model(path) as model:`` keeps the CPU prediction processes between calls, and stops
+        them at the end of the block."""
+        self._keep_processes = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            with contextlib.suppress(Exception):  # at interpreter exit the pool may be half gone already
+                self._stop_processes()
 
     def __repr__(self) -> str:
         return (f"Predictor({self.kind}, {len(self.classes)} classes, frame {self.info.frame_size}, input "
@@ -324,16 +388,15 @@ class Predictor:
     ) -> Iterator[Prediction]:
         """Like :meth:`predict` but lazy, and an unreadable image yields a :class:`Prediction` with ``error``
         set instead of raising (the others go on)."""
-        batch_size = max(1, batch_size or self.default_batch_size)
+        batch_size = self.batch_size_for(len(images) if isinstance(images, Sized) else None, batch_size)
         tagged = ((_source_name(im, i), im) for i, im in enumerate(images))
         chunks = _chunks(tagged, batch_size)
         processes = self.cpu_processes()
         if processes > 1:
             first = list(islice(chunks, processes))  # fewer batches than processes: fork only as many
             chunks = chain(first, chunks)
-            if len(first) > 1:
-                yield from self._iter_processes(chunks, min(processes, len(first)), batch_size, top_k, threshold,
-                                                channels)  # fmt: skip
+            if len(first) > 1 or self._pool is not None:
+                yield from self._iter_processes(chunks, min(processes, len(first)), top_k, threshold, channels)
                 return
         yield from self._iter_threads(chunks, batch_size, top_k, threshold, channels)
 
@@ -346,28 +409,44 @@ class Predictor:
         # PyTorch's threads count the machine's cores; a SLURM job or a container may be given fewer.
         return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
 
-    def _iter_processes(self, chunks: Iterator[list[tuple[str, ImageLike]]], processes: int, batch_size: int,
-                        top_k: int | None, threshold: float | None, channels: str) -> Iterator[Prediction]:  # fmt: skip
-        """CPU: ``processes`` forked processes, one thread each, each preparing and labelling whole batches."""
+    def _fork_processes(self, processes: int) -> Any:
+        """A pool of ``processes`` forked processes with one thread each, holding this predictor."""
         # Set before the fork, so that the children inherit the network instead of receiving it pickled.
-        _FORKED.update(predictor=self, batch_size=batch_size)
+        context = multiprocessing.get_context("fork")
+        _FORKED.update(predictor=self, barrier=context.Barrier(processes))
         try:
             with warnings.catch_warnings():
                 # Python >= 3.12 warns about fork() in a process with threads (OpenMP's, OpenCV's): the children
                 # only run single-threaded code of their own, as PyTorch's DataLoader workers do.
                 warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks",
                                         category=DeprecationWarning)  # fmt: skip
-                pool = multiprocessing.get_context("fork").Pool(processes, initializer=_init_prediction_process)
+                return context.Pool(processes, initializer=_init_prediction_process)
         finally:
             _FORKED.clear()
-        with pool:
+
+    def _iter_processes(self, chunks: Iterator[list[tuple[str, ImageLike]]], processes: int, top_k: int | None,
+                        threshold: float | None, channels: str) -> Iterator[Prediction]:  # fmt: skip
+        """CPU: forked processes, one thread each, each preparing and labelling whole batches: the kept ones
+        (:meth:`start`), else ``processes`` new ones for this call."""
+        if self._pool is None:
+            kept = self._keep_processes  # kept for later calls: as many as the CPUs allow, not this call's needs
+            processes = self.cpu_processes() if kept else processes
+            self._pool, self._pool_width = self._fork_processes(processes), processes
+        pool, width, finished = self._pool, self._pool_width, False
+        try:
             pending: deque[Any] = deque()
             for chunk in chunks:  # at most two batches per process queued: the images are not all read ahead
                 pending.append(pool.apply_async(_predict_in_process, (chunk, top_k, threshold, channels)))
-                if len(pending) >= 2 * processes:
+                if len(pending) >= 2 * width:
                     yield from pending.popleft().get()
             while pending:
                 yield from pending.popleft().get()
+            finished = True
+        finally:
+            # Kept processes outlive a finished call; an interrupted one (an error, Ctrl-C) takes them down
+            # with its queued batches.
+            if not (finished and self._keep_processes):
+                self._stop_processes()
 
     def _iter_threads(self, chunks: Iterator[list[tuple[str, ImageLike]]], batch_size: int, top_k: int | None,
                       threshold: float | None, channels: str) -> Iterator[Prediction]:  # fmt: skip
@@ -514,7 +593,8 @@ def draw_boxes(image_bgr: np.ndarray, prediction: Prediction) -> np.ndarray:
     return out
 
 
-# The predictor and batch buffer of a forked prediction process (set in the parent just before the fork).
+# The predictor, batch buffer and warm-up barrier of a forked prediction process (set in the parent just before
+# the fork).
 _FORKED: dict[str, Any] = {}
 
 
@@ -532,14 +612,31 @@ def _init_prediction_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops the pool, no traceback per child
 
 
+def _frames_buffer(predictor: Predictor, batch_size: int) -> np.ndarray:
+    """This process's batch buffer, float32[>= batch_size, 3, F, F]: allocated once, grown when needed."""
+    frames = _FORKED.get("frames")
+    if frames is None or len(frames) < batch_size:
+        f = int(predictor.info.frame_size)
+        frames = _FORKED["frames"] = np.empty((batch_size, 3, f, f), np.float32)
+    return frames
+
+
 def _predict_in_process(chunk: list[tuple[str, ImageLike]], top_k: int | None, threshold: float | None,
                         channels: str) -> list[Prediction]:  # fmt: skip
     predictor: Predictor = _FORKED["predictor"]
-    frames = _FORKED.get("frames")
-    if frames is None:
-        f = int(predictor.info.frame_size)
-        frames = _FORKED["frames"] = np.empty((_FORKED["batch_size"], 3, f, f), np.float32)
-    return predictor._predict_chunk(chunk, frames, top_k, threshold, channels)
+    return predictor._predict_chunk(chunk, _frames_buffer(predictor, len(chunk)), top_k, threshold, channels)
+
+
+def _warm_up_process(batch_size: int) -> None:
+    """Label a batch of a made-up image once (the first batch of a process maps its memory and sets up its
+    decoder and kernels: ~50 % slower), then wait for the other processes' warm-ups, so that each runs one."""
+    predictor: Predictor = _FORKED["predictor"]
+    frames = _frames_buffer(predictor, batch_size)
+    if predictor.kind == "student":  # the teacher's proposals would take longer than they save
+        _, jpeg = cv2.imencode(".jpg", np.full((96, 128, 3), 128, np.uint8))
+        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+        predictor._predict_chunk([("<warm-up>", image)] * batch_size, frames, None, None, "bgr")
+    _FORKED["barrier"].wait(timeout=600)
 
 
 def _find_beside(path: str, model_path: str) -> str:
