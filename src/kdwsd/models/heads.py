@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.ops import roi_align, roi_pool
 
 from kdwsd.boxes import rois_with_batch_index
 from kdwsd.models.backbones import build_backbone
@@ -76,6 +75,9 @@ class RoIHead(nn.Module):
         """fmap float[B, Ch, h, w], rois float[M, 5] (batch index, x1, y1, x2, y2) -> [M, Ch, k, k]."""
         k = (self.roi_size, self.roi_size)
         rois = rois.to(fmap.dtype)
+        # Imported here: torchvision.ops imports torch._dynamo (~1 s), which a student's prediction never needs.
+        from torchvision.ops import roi_align, roi_pool
+
         if self.op == "roi_pool":
             return roi_pool(fmap, rois, k, self.spatial_scale)
         return roi_align(fmap, rois, k, self.spatial_scale, sampling_ratio=2, aligned=False)
