@@ -18,8 +18,9 @@ How the work is spread:
 * CPU (Linux): forked processes, as many as PyTorch's threads, each with one thread, each preparing and
   labelling whole batches. A small network leaves no core idle this way: with one process whose threads
   alternate between preparing a batch and running the network on it, both cores wait on each other at every
-  switch (the default student on 2 cores: ~1.55k images/s with one process, ~1.8k with two; benchmarks/
-  predict_speed.py).
+  switch (the default student on 2 cores: ~1.5k images/s with one process, ~1.9k with two; benchmarks/
+  predict_speed.py). The processes live for one call, or, after :meth:`Predictor.start` or in a ``with``
+  block, until :meth:`Predictor.close` (then started and warmed up once).
 * CPU elsewhere, inside a daemonic process, or ``processes=1``: the thread pool, taking turns with the network.
 
 Scores do not depend on the path taken (a test compares them bit for bit; a network whose kernels reduce in
@@ -269,8 +270,8 @@ class Predictor:
 
     def start(self, batch_size: int | None = None, n_images: int | None = None) -> float:
         """Start the CPU prediction processes now and keep them for every later call until :meth:`close` (or
-        the end of a ``with`` block): each runs the network once on a batch of ``batch_size`` zeros, so that
-        a first call already runs at full speed (memory mapped, kernels chosen) and later calls fork nothing.
+        the end of a ``with`` block), each warmed up on a made-up image (a batch of ``batch_size`` of it for a
+        small network), so that a first call already runs at full speed and later calls fork nothing.
 
         Args:
             n_images: when known, the images of the coming call: nothing is started when they make a single
@@ -411,6 +412,9 @@ class Predictor:
 
     def _fork_processes(self, processes: int) -> Any:
         """A pool of ``processes`` forked processes with one thread each, holding this predictor."""
+        if self.kind == "teacher":  # once here, not once in each process: the RoI ops' imports, the edge model
+            f = int(self.info.frame_size)
+            _label_made_up_image(self, np.empty((1, 3, f, f), np.float32))
         # Set before the fork, so that the children inherit the network instead of receiving it pickled.
         context = multiprocessing.get_context("fork")
         _FORKED.update(predictor=self, barrier=context.Barrier(processes))
@@ -627,15 +631,21 @@ def _predict_in_process(chunk: list[tuple[str, ImageLike]], top_k: int | None, t
     return predictor._predict_chunk(chunk, _frames_buffer(predictor, len(chunk)), top_k, threshold, channels)
 
 
+def _label_made_up_image(predictor: Predictor, frames: np.ndarray) -> None:
+    """Label one made-up JPEG into ``frames``: what a first batch does once (imports, the decoder, the teacher's
+    proposal model: 2 s for a teacher), done ahead."""
+    _, jpeg = cv2.imencode(".jpg", np.full((96, 128, 3), 128, np.uint8))
+    predictor._predict_chunk([("<warm-up>", cv2.imdecode(jpeg, cv2.IMREAD_COLOR))], frames, None, None, "bgr")
+
+
 def _warm_up_process(batch_size: int) -> None:
-    """Label a batch of a made-up image once (the first batch of a process maps its memory and sets up its
-    decoder and kernels: ~50 % slower), then wait for the other processes' warm-ups, so that each runs one."""
+    """What a process's first batch would do once anyway, done ahead: map the batch buffer's memory and label
+    a made-up image; no batch is computed for nothing. Then wait for the other processes, so that each process
+    runs this once."""
     predictor: Predictor = _FORKED["predictor"]
     frames = _frames_buffer(predictor, batch_size)
-    if predictor.kind == "student":  # the teacher's proposals would take longer than they save
-        _, jpeg = cv2.imencode(".jpg", np.full((96, 128, 3), 128, np.uint8))
-        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-        predictor._predict_chunk([("<warm-up>", image)] * batch_size, frames, None, None, "bgr")
+    frames.fill(0.0)
+    _label_made_up_image(predictor, frames)
     _FORKED["barrier"].wait(timeout=600)
 
 
