@@ -23,8 +23,10 @@ How the work is spread:
   block, until :meth:`Predictor.close` (then started and warmed up once).
 * CPU elsewhere, inside a daemonic process, or ``processes=1``: the thread pool, taking turns with the network.
 
-Scores do not depend on the path taken (a test compares them bit for bit; a network whose kernels reduce in
-another order with another thread count could differ in the last bits).
+Scores do not depend on the path taken at a given batch size (a test compares them bit for bit; a network whose
+kernels reduce in another order with another thread count could differ in the last bits). The batch size itself
+can move the last bit of a score (~1e-7: the kernels block the batch differently), and with several processes
+the default one is lowered to split the batches evenly (:meth:`Predictor.batch_size_for`).
 """
 
 from __future__ import annotations
@@ -229,6 +231,7 @@ class Predictor:
         self._pool: Any = None  # the CPU prediction processes (kept between calls after start(), in a with block)
         self._pool_width = 0
         self._keep_processes = False
+        self._parent_warmed = False
         if self.kind == "teacher":
             props = info.proposals or {}
             self.num_rois = int(info.rois or props.get("max_boxes", 100))
@@ -270,8 +273,8 @@ class Predictor:
 
     def start(self, batch_size: int | None = None, n_images: int | None = None) -> float:
         """Start the CPU prediction processes now and keep them for every later call until :meth:`close` (or
-        the end of a ``with`` block), each warmed up on a made-up image (a batch of ``batch_size`` of it for a
-        small network), so that a first call already runs at full speed and later calls fork nothing.
+        the end of a ``with`` block), each with its buffer for batches of ``batch_size`` mapped and a made-up
+        image labelled (what a first batch would do once anyway), so that later calls fork nothing.
 
         Args:
             n_images: when known, the images of the coming call: nothing is started when they make a single
@@ -412,9 +415,11 @@ class Predictor:
 
     def _fork_processes(self, processes: int) -> Any:
         """A pool of ``processes`` forked processes with one thread each, holding this predictor."""
-        if self.kind == "teacher":  # once here, not once in each process: the RoI ops' imports, the edge model
+        if self.kind == "teacher" and not self._parent_warmed:
+            # Once here, not once in each process: the RoI ops' imports (~1 s), the structured-edge model.
             f = int(self.info.frame_size)
             _label_made_up_image(self, np.empty((1, 3, f, f), np.float32))
+            self._parent_warmed = True
         # Set before the fork, so that the children inherit the network instead of receiving it pickled.
         context = multiprocessing.get_context("fork")
         _FORKED.update(predictor=self, barrier=context.Barrier(processes))
