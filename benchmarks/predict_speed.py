@@ -8,8 +8,8 @@ frames already decoded and normalised, batches of 8, the median of its timed pas
 * ``network at predict's batch size``: the same network in larger batches, for reference;
 * ``kdwsd predict``: the command itself, in a subprocess, on ``--images`` files (the run's test images, repeated
   to make a folder of that size), output discarded, its own reported images/s (decode, resize, normalise,
-  network and printing; neither the model loading nor the start of its processes, with their one warm-up batch
-  each, is counted: that start is shown apart); median of ``--repeat`` runs (the first also warms the OS file
+  network and printing; neither the model loading nor the start of its processes, each labelling one made-up
+  image, is counted: that start is shown apart); median of ``--repeat`` runs (the first also warms the OS file
   cache), with its default processes and with ``--processes 1`` (one process whose thread pool prepares while
   the network waits). The machine's speed drifts, so each run is paired with the network timed just before it
   and its share of the network is the median of the pairs';
@@ -81,21 +81,16 @@ def _paper_student(config: Path, folder: Path, n: int) -> tuple[list[str], Path]
     return paths, path
 
 
-def _cli_rates(model: Path, paths: list[str], repeat: int, device: str, extra: list[str]
-               ) -> tuple[list[float], list[float]]:  # fmt: skip
-    """The images/s ``kdwsd predict`` reports for ``paths``, one per run, and the seconds it took to start its
-    processes (0 without)."""
-    rates, starts = [], []
-    for _ in range(repeat):
-        cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", device, *extra]
-        res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
-        found = re.search(r"\(([\d.]+) images/s", res.stderr)
-        if res.returncode != 0 or not found:
-            raise SystemExit(f"kdwsd predict failed ({res.returncode}): {res.stderr[-2000:]}")
-        rates.append(float(found.group(1)))
-        started = re.search(r"processes in ([\d.]+) s\)", res.stderr)
-        starts.append(float(started.group(1)) if started else 0.0)
-    return rates, starts
+def _cli_run(model: Path, paths: list[str], device: str, extra: list[str]) -> tuple[float, float]:
+    """The images/s ``kdwsd predict`` reports for ``paths`` and the seconds it took to start its processes (0
+    without)."""
+    cmd = [sys.executable, "-m", "kdwsd.cli", "predict", str(model), *paths, "--device", device, *extra]
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    found = re.search(r"\(([\d.]+) images/s", res.stderr)
+    if res.returncode != 0 or not found:
+        raise SystemExit(f"kdwsd predict failed ({res.returncode}): {res.stderr[-2000:]}")
+    started = re.search(r"processes in ([\d.]+) s\)", res.stderr)
+    return float(found.group(1)), float(started.group(1)) if started else 0.0
 
 
 def main() -> None:
@@ -151,12 +146,12 @@ def main() -> None:
     for _ in range(args.repeat):
         nets.append(images_per_second(network, as_efficiency, dev))
         own = ["--processes", str(args.processes)] if args.processes else []
-        rate, start = _cli_rates(model_path, paths, 1, args.device, [*extra, *own])
-        default_rates += rate
-        starts += start
+        rate, start = _cli_run(model_path, paths, args.device, [*extra, *own])
+        default_rates.append(rate)
+        starts.append(start)
         if dev.type == "cpu":
             one_nets.append(images_per_second(network, as_efficiency, dev)[0])
-            one_rates += _cli_rates(model_path, paths, 1, args.device, [*extra, "--processes", "1"])[0]
+            one_rates.append(_cli_run(model_path, paths, args.device, [*extra, "--processes", "1"])[0])
     eff_now = statistics.median(n[0] for n in nets)
     eff_lo, eff_hi = min(n[1] for n in nets), max(n[2] for n in nets)
     frame_row = np.empty((3, frame, frame), np.float32)

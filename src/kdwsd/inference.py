@@ -289,7 +289,7 @@ class Predictor:
             return 0.0
         self._keep_processes = True
         if self._pool is None:
-            self._pool, self._pool_width = self._fork_processes(processes), processes
+            self._fork_processes(processes)
         # One warm-up each: the barrier holds every process on its own until all have theirs.
         self._pool.map(_warm_up_process, [size] * self._pool_width, chunksize=1)
         return time.perf_counter() - t0
@@ -413,8 +413,8 @@ class Predictor:
         # PyTorch's threads count the machine's cores; a SLURM job or a container may be given fewer.
         return max(1, min(torch.get_num_threads(), len(os.sched_getaffinity(0))))
 
-    def _fork_processes(self, processes: int) -> Any:
-        """A pool of ``processes`` forked processes with one thread each, holding this predictor."""
+    def _fork_processes(self, processes: int) -> None:
+        """Fork ``processes`` processes with one thread each, holding this predictor, as ``self._pool``."""
         if self.kind == "teacher" and not self._parent_warmed:
             # Once here, not once in each process: the RoI ops' imports (~1 s), the structured-edge model.
             f = int(self.info.frame_size)
@@ -429,7 +429,8 @@ class Predictor:
                 # only run single-threaded code of their own, as PyTorch's DataLoader workers do.
                 warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks",
                                         category=DeprecationWarning)  # fmt: skip
-                return context.Pool(processes, initializer=_init_prediction_process)
+                self._pool = context.Pool(processes, initializer=_init_prediction_process)
+                self._pool_width = processes
         finally:
             _FORKED.clear()
 
@@ -438,9 +439,8 @@ class Predictor:
         """CPU: forked processes, one thread each, each preparing and labelling whole batches: the kept ones
         (:meth:`start`), else ``processes`` new ones for this call."""
         if self._pool is None:
-            kept = self._keep_processes  # kept for later calls: as many as the CPUs allow, not this call's needs
-            processes = self.cpu_processes() if kept else processes
-            self._pool, self._pool_width = self._fork_processes(processes), processes
+            # Kept for later calls: as many as the CPUs allow, not this call's needs.
+            self._fork_processes(self.cpu_processes() if self._keep_processes else processes)
         pool, width, finished = self._pool, self._pool_width, False
         try:
             pending: deque[Any] = deque()
